@@ -1,0 +1,319 @@
+"""Forward kernels written once against an array namespace (NumPy or CuPy).
+
+``build_kernels(xp, special)`` returns ``{op name: forward}``; the cpu backend calls it
+with ``numpy``/``scipy.special`` and the cuda backend with ``cupy``/``cupyx.scipy.special``,
+so both run the same code (CuPy mirrors NumPy's API). Kernels take native arrays and
+keyword attributes and return native arrays; dtype promotion has already happened in
+dispatch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["build_kernels", "normalize_dims"]
+
+
+def normalize_dims(dim: Any, ndim: int) -> tuple[int, ...] | None:
+    """``dim`` (None, an int or a sequence) as a tuple of non-negative axes, or None for all."""
+    if dim is None:
+        return None
+    if isinstance(dim, int):
+        dim = (dim,)
+    out = []
+    for d in dim:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(f"dimension {d} is out of range for a tensor with {ndim} dimensions")
+        out.append(d % ndim if ndim else 0)
+    return tuple(out)
+
+
+def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
+    """The kernel table for array namespace ``xp`` (see module docstring)."""
+    k: dict[str, Callable[..., Any]] = {}
+    asarray = xp.asarray
+    SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+    INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+    def scal(x: Any, v: Any) -> Any:
+        # a Python scalar matched to the array's dtype so that float32 stays float32
+        return x.dtype.type(v)
+
+    # ---- unary ---------------------------------------------------------------
+    k["neg"] = xp.negative
+    k["abs"] = xp.abs
+    k["sign"] = xp.sign
+    k["exp"] = xp.exp
+    k["log"] = xp.log
+    k["log1p"] = xp.log1p
+    k["expm1"] = xp.expm1
+    k["sqrt"] = xp.sqrt
+    k["sin"] = xp.sin
+    k["cos"] = xp.cos
+    k["tanh"] = xp.tanh
+    k["floor"] = xp.floor
+    k["ceil"] = xp.ceil
+    k["round"] = xp.round
+    k["logical_not"] = xp.logical_not
+    k["erf"] = lambda x: special.erf(x).astype(x.dtype, copy=False)
+    k["sigmoid"] = lambda x: special.expit(x).astype(x.dtype, copy=False)
+
+    def rsqrt(x: Any) -> Any:
+        return xp.reciprocal(xp.sqrt(x))
+
+    def relu(x: Any) -> Any:
+        return xp.maximum(x, scal(x, 0))
+
+    def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
+        return xp.where(x > 0, x, x * scal(x, negative_slope))
+
+    def gelu(x: Any, approximate: str = "none") -> Any:
+        if approximate == "tanh":
+            inner = scal(x, SQRT_2_OVER_PI) * (x + scal(x, 0.044715) * x * x * x)
+            return scal(x, 0.5) * x * (scal(x, 1.0) + xp.tanh(inner))
+        return (scal(x, 0.5) * x * (scal(x, 1.0) + special.erf(x * scal(x, INV_SQRT2)))).astype(x.dtype, copy=False)
+
+    def silu(x: Any) -> Any:
+        return (x * special.expit(x)).astype(x.dtype, copy=False)
+
+    def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Any:
+        bx = x * scal(x, beta)
+        soft = xp.log1p(xp.exp(xp.minimum(bx, scal(x, threshold)))) / scal(x, beta)
+        return xp.where(bx > threshold, x, soft)
+
+    def clamp(x: Any, min: Any = None, max: Any = None) -> Any:
+        if min is not None:
+            x = xp.maximum(x, min if not isinstance(min, float | int) else scal(x, min))
+        if max is not None:
+            x = xp.minimum(x, max if not isinstance(max, float | int) else scal(x, max))
+        return x
+
+    k.update(rsqrt=rsqrt, relu=relu, leaky_relu=leaky_relu, gelu=gelu, silu=silu,
+             softplus=softplus, clamp=clamp)
+
+    # ---- binary (Python scalars arrive as they were given) ---------------------------
+    def binary(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(a: Any, b: Any) -> Any:
+            if not hasattr(a, "dtype"):
+                a = scal(b, a)
+            elif not hasattr(b, "dtype"):
+                b = scal(a, b)
+            return fn(a, b)
+        return run
+
+    for name, fn in {
+        "add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide,
+        "floordiv": xp.floor_divide, "remainder": xp.remainder, "pow": xp.power,
+        "maximum": xp.maximum, "minimum": xp.minimum, "eq": xp.equal, "ne": xp.not_equal,
+        "lt": xp.less, "le": xp.less_equal, "gt": xp.greater, "ge": xp.greater_equal,
+        "logical_and": xp.logical_and, "logical_or": xp.logical_or, "logical_xor": xp.logical_xor,
+        "atan2": xp.arctan2,
+    }.items():
+        k[name] = binary(fn)
+
+    def where(c: Any, a: Any, b: Any) -> Any:
+        if not hasattr(a, "dtype"):
+            a = scal(b, a)
+        if not hasattr(b, "dtype"):
+            b = scal(a, b)
+        return xp.where(c, a, b)
+
+    def cast(x: Any, dtype: Any) -> Any:
+        return x.astype(dtype.np)
+
+    def clone(x: Any) -> Any:
+        return x.copy()
+
+    k.update(where=where, cast=cast, clone=clone)
+
+    # ---- reductions -------------------------------------------------------------
+    def axes(x: Any, dim: Any) -> Any:
+        return normalize_dims(dim, x.ndim)
+
+    def rsum(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        dt = xp.int64 if x.dtype.kind in "biu" else None
+        return asarray(xp.sum(x, axis=axes(x, dim), keepdims=keepdim, dtype=dt))
+
+    def rmean(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        return asarray(xp.mean(x, axis=axes(x, dim), keepdims=keepdim, dtype=x.dtype))
+
+    def rprod(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        dt = xp.int64 if x.dtype.kind in "biu" else None
+        return asarray(xp.prod(x, axis=axes(x, dim), keepdims=keepdim, dtype=dt))
+
+    def _empty_check(x: Any, dim: Any, name: str) -> None:
+        ax = axes(x, dim)
+        if x.size == 0 and (ax is None or any(x.shape[a] == 0 for a in ax)):
+            raise ValueError(f"{name}() of an empty tensor over a zero-size dimension has no identity; give a non-empty input")
+
+    def ramax(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        _empty_check(x, dim, "max")
+        return asarray(xp.max(x, axis=axes(x, dim), keepdims=keepdim))
+
+    def ramin(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        _empty_check(x, dim, "min")
+        return asarray(xp.min(x, axis=axes(x, dim), keepdims=keepdim))
+
+    def rarg(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def run(x: Any, dim: int | None = None, keepdim: bool = False) -> Any:
+            _empty_check(x, dim, name)
+            if dim is None:
+                r = fn(x.reshape(-1))
+                r = asarray(r, dtype=xp.int64)
+                return r.reshape((1,) * x.ndim) if keepdim else r
+            ax = axes(x, dim)[0]
+            return asarray(fn(x, axis=ax, keepdims=keepdim), dtype=xp.int64)
+        return run
+
+    def cumsum(x: Any, dim: int) -> Any:
+        dt = xp.int64 if x.dtype.kind in "biu" else x.dtype
+        return xp.cumsum(x, axis=axes(x, dim)[0], dtype=dt)
+
+    k.update(sum=rsum, mean=rmean, prod=rprod, amax=ramax, amin=ramin,
+             argmax=rarg(xp.argmax, "argmax"), argmin=rarg(xp.argmin, "argmin"), cumsum=cumsum)
+
+    # ---- linear algebra -------------------------------------------------------------
+    def matmul(a: Any, b: Any) -> Any:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul needs tensors with at least one dimension; got shapes {a.shape} and {b.shape}")
+        return asarray(xp.matmul(a, b))
+
+    k["matmul"] = matmul
+
+    # ---- layout ---------------------------------------------------------------------
+    def reshape(x: Any, shape: tuple[int, ...]) -> Any:
+        return x.reshape(shape)
+
+    def permute(x: Any, dims: tuple[int, ...]) -> Any:
+        return x.transpose(dims)
+
+    def expand(x: Any, shape: tuple[int, ...]) -> Any:
+        return xp.broadcast_to(x, shape)
+
+    def flip(x: Any, dims: tuple[int, ...]) -> Any:
+        return xp.flip(x, axis=dims)
+
+    def cat(*xs: Any, dim: int = 0) -> Any:
+        return xp.concatenate(xs, axis=dim)
+
+    def pad(x: Any, pad: tuple[int, ...], value: float = 0.0) -> Any:
+        # torch order: last dim first, (left, right) pairs; negative pads crop
+        width = [(0, 0)] * x.ndim
+        crop = [slice(None)] * x.ndim
+        for i in range(len(pad) // 2):
+            d = x.ndim - 1 - i
+            lo, hi = pad[2 * i], pad[2 * i + 1]
+            width[d] = (max(lo, 0), max(hi, 0))
+            crop[d] = slice(max(-lo, 0), min(hi, 0) or None)
+        out = xp.pad(x, width, mode="constant", constant_values=value)
+        return out[tuple(crop)]
+
+    def getitem(x: Any, key: Any) -> Any:
+        return asarray(x[key])
+
+    def getitem_grad(g: Any, key: Any, shape: tuple[int, ...]) -> Any:
+        out = xp.zeros(shape, dtype=g.dtype)
+        if _is_basic(key):
+            out[key] = g
+        else:
+            _add_at(out, key, g)
+        return out
+
+    def index_put(x: Any, v: Any, key: Any, accumulate: bool = False) -> Any:
+        out = x.copy()
+        if not hasattr(v, "dtype"):
+            v = scal(x, v)
+        if accumulate:
+            _add_at(out, key, v)
+        else:
+            out[key] = v
+        return out
+
+    def _add_at(out: Any, key: Any, v: Any) -> None:
+        if hasattr(xp, "add") and hasattr(xp.add, "at"):
+            xp.add.at(out, key, v)
+        else:  # cupy
+            import cupyx
+
+            cupyx.scatter_add(out, key, v)
+
+    def gather(x: Any, index: Any, dim: int) -> Any:
+        return xp.take_along_axis(x, index, axis=dim)
+
+    def gather_grad(g: Any, index: Any, dim: int, shape: tuple[int, ...]) -> Any:
+        out = xp.zeros(shape, dtype=g.dtype)
+        idx = list(xp.indices(index.shape, sparse=True))
+        idx[dim] = index
+        _add_at(out, tuple(idx), g)
+        return out
+
+    k.update(reshape=reshape, permute=permute, expand=expand, flip=flip, cat=cat, pad=pad,
+             getitem=getitem, getitem_grad=getitem_grad, index_put=index_put,
+             gather=gather, gather_grad=gather_grad)
+
+    # ---- fused neural-network kernels ---------------------------------------------------
+    def softmax(x: Any, dim: int = -1) -> Any:
+        m = xp.max(x, axis=dim, keepdims=True) if x.size else 0
+        e = xp.exp(x - m)
+        return e / xp.sum(e, axis=dim, keepdims=True)
+
+    def log_softmax(x: Any, dim: int = -1) -> Any:
+        m = xp.max(x, axis=dim, keepdims=True) if x.size else 0
+        z = x - m
+        return z - xp.log(xp.sum(xp.exp(z), axis=dim, keepdims=True))
+
+    k.update(softmax=softmax, log_softmax=log_softmax)
+
+    # ---- im2col / col2im (conv2d and pooling are composed from these) -----------------
+    def unfold(x: Any, kernel_size: tuple[int, int], dilation: tuple[int, int],
+               padding: tuple[int, int], stride: tuple[int, int], fill: float = 0.0) -> Any:
+        n, c, h, w = x.shape
+        kh, kw = kernel_size
+        dh, dw = dilation
+        ph, pw = padding
+        sh, sw = stride
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if oh <= 0 or ow <= 0:
+            raise ValueError(f"the kernel {kernel_size} (dilation {dilation}) is larger than the padded input {(h + 2 * ph, w + 2 * pw)}")
+        if ph or pw:
+            x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant", constant_values=fill)
+        cols = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+        for i in range(kh):
+            hi = i * dh
+            for j in range(kw):
+                wj = j * dw
+                cols[:, :, i, j] = x[:, :, hi:hi + sh * (oh - 1) + 1:sh, wj:wj + sw * (ow - 1) + 1:sw]
+        return cols.reshape(n, c * kh * kw, oh * ow)
+
+    def fold(cols: Any, output_size: tuple[int, int], kernel_size: tuple[int, int],
+             dilation: tuple[int, int], padding: tuple[int, int], stride: tuple[int, int]) -> Any:
+        n = cols.shape[0]
+        kh, kw = kernel_size
+        dh, dw = dilation
+        ph, pw = padding
+        sh, sw = stride
+        h, w = output_size
+        c = cols.shape[1] // (kh * kw)
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        cols = cols.reshape(n, c, kh, kw, oh, ow)
+        out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+        for i in range(kh):
+            hi = i * dh
+            for j in range(kw):
+                wj = j * dw
+                out[:, :, hi:hi + sh * (oh - 1) + 1:sh, wj:wj + sw * (ow - 1) + 1:sw] += cols[:, :, i, j]
+        return out[:, :, ph:ph + h, pw:pw + w]
+
+    k.update(unfold=unfold, fold=fold)
+    return k
+
+
+def _is_basic(key: Any) -> bool:
+    """Whether an index key uses only ints, slices, None and Ellipsis (no advanced indexing)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    return all(k is None or k is Ellipsis or isinstance(k, int | slice) for k in key)

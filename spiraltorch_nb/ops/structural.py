@@ -1,0 +1,217 @@
+"""Reductions, matmul, layout, indexing and the fused nn kernels: registry entries and gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backends.array_kernels import normalize_dims
+from .elementwise import sum_to
+from .registry import _op, dispatch
+
+__all__: list[str] = []
+
+
+def _expand_back(g: Any, x: Any, dim: Any, keepdim: bool) -> Any:
+    """Broadcast a reduced gradient back to ``x``'s shape."""
+    shape = tuple(x.shape)
+    dims = normalize_dims(dim, len(shape))
+    if dims is None:
+        dims = tuple(range(len(shape)))
+    if not keepdim and dims:
+        kshape = tuple(1 if i in dims else s for i, s in enumerate(shape))
+        g = g.reshape(kshape)
+    return g.expand(shape)
+
+
+def _numel(x: Any, dim: Any) -> int:
+    shape = tuple(x.shape)
+    dims = normalize_dims(dim, len(shape))
+    if dims is None:
+        dims = tuple(range(len(shape)))
+    n = 1
+    for d in dims:
+        n *= shape[d]
+    return n
+
+
+# ---- reductions -------------------------------------------------------------------
+def _sum_bwd(i: Any, o: Any, g: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return (_expand_back(g[0], i[0], dim, keepdim),)
+
+
+def _mean_bwd(i: Any, o: Any, g: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    n = _numel(i[0], dim)
+    return (_expand_back(g[0] / max(n, 1), i[0], dim, keepdim),)
+
+
+def _prod_bwd(i: Any, o: Any, g: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    x = i[0]
+    out = x.prod(dim=dim, keepdim=True) if dim is not None else x.prod().reshape((1,) * x.ndim)
+    return (_expand_back(g[0], x, dim, keepdim) * out.expand(x.shape) / x,)
+
+
+def _extreme_bwd(i: Any, o: Any, g: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    x = i[0]
+    y = o[0]
+    yk = _expand_back(y, x, dim, keepdim)
+    mask = (x == yk).to(x.dtype)
+    count = mask.sum(dim=dim if dim is not None else None, keepdim=True)
+    if dim is None:
+        count = count.reshape((1,) * x.ndim)
+    return (_expand_back(g[0], x, dim, keepdim) * mask / count,)
+
+
+def _cumsum_bwd(i: Any, o: Any, g: Any, dim: int) -> Any:
+    return (g[0].flip(dim).cumsum(dim).flip(dim),)
+
+
+_op("sum", 1, backward=_sum_bwd, saves_inputs=False)
+_op("mean", 1, backward=_mean_bwd, dtype_rule="float", saves_inputs=False)
+_op("prod", 1, backward=_prod_bwd)
+_op("amax", 1, backward=_extreme_bwd, saves_output=True)
+_op("amin", 1, backward=_extreme_bwd, saves_output=True)
+_op("argmax", 1, differentiable=False)
+_op("argmin", 1, differentiable=False)
+_op("cumsum", 1, backward=_cumsum_bwd, saves_inputs=False)
+
+
+# ---- matmul -------------------------------------------------------------------------
+def _mT(x: Any) -> Any:
+    return x.transpose(-1, -2)
+
+
+def _matmul_bwd(i: Any, o: Any, g: Any) -> Any:
+    a, b = i
+    G = g[0]
+    a1, b1 = a.ndim == 1, b.ndim == 1
+    A = a.unsqueeze(0) if a1 else a
+    B = b.unsqueeze(-1) if b1 else b
+    if a1:
+        G = G.unsqueeze(-2)
+    if b1:
+        G = G.unsqueeze(-1)
+    ga = gb = None
+    if a.requires_grad:
+        ga = sum_to(G @ _mT(B), A.shape)
+        if a1:
+            ga = ga.squeeze(0)
+    if b.requires_grad:
+        gb = sum_to(_mT(A) @ G, B.shape)
+        if b1:
+            gb = gb.squeeze(-1)
+    return ga, gb
+
+
+_op("matmul", 2, backward=_matmul_bwd, dtype_rule="promote")
+
+
+# ---- layout ---------------------------------------------------------------------------
+def _reshape_bwd(i: Any, o: Any, g: Any, shape: Any) -> Any:
+    return (g[0].reshape(tuple(i[0].shape)),)
+
+
+def _permute_bwd(i: Any, o: Any, g: Any, dims: tuple[int, ...]) -> Any:
+    inv = [0] * len(dims)
+    for k, d in enumerate(dims):
+        inv[d] = k
+    return (g[0].permute(*inv),)
+
+
+def _expand_bwd(i: Any, o: Any, g: Any, shape: Any) -> Any:
+    return (sum_to(g[0], tuple(i[0].shape)),)
+
+
+def _flip_bwd(i: Any, o: Any, g: Any, dims: Any) -> Any:
+    return (g[0].flip(dims),)
+
+
+def _cat_bwd(i: Any, o: Any, g: Any, dim: int = 0) -> Any:
+    out = []
+    start = 0
+    for x in i:
+        n = x.shape[dim]
+        key = (slice(None),) * dim + (slice(start, start + n),)
+        out.append(g[0][key] if x.requires_grad else None)
+        start += n
+    return tuple(out)
+
+
+def _pad_bwd(i: Any, o: Any, g: Any, pad: tuple[int, ...], value: float = 0.0) -> Any:
+    return (dispatch("pad", g[0], pad=tuple(-p for p in pad), value=0.0),)
+
+
+_op("reshape", 1, backward=_reshape_bwd, view=True, saves_inputs=False)
+_op("permute", 1, backward=_permute_bwd, view=True, saves_inputs=False)
+_op("expand", 1, backward=_expand_bwd, view=True, saves_inputs=False)
+_op("flip", 1, backward=_flip_bwd, saves_inputs=False)
+_op("cat", -1, backward=_cat_bwd, dtype_rule="promote", saves_inputs=False)
+_op("pad", 1, backward=_pad_bwd, saves_inputs=False)
+
+
+# ---- indexing ---------------------------------------------------------------------------
+def _getitem_bwd(i: Any, o: Any, g: Any, key: Any) -> Any:
+    return (dispatch("getitem_grad", g[0], key=key, shape=tuple(i[0].shape)),)
+
+
+def _getitem_grad_bwd(i: Any, o: Any, g: Any, key: Any, shape: Any) -> Any:
+    return (dispatch("getitem", g[0], key=key),)
+
+
+def _index_put_bwd(i: Any, o: Any, g: Any, key: Any, accumulate: bool = False) -> Any:
+    x, v = i
+    gx = None
+    if x.requires_grad:
+        gx = g[0] if accumulate else dispatch("index_put", g[0], 0.0, key=key)
+    gv = None
+    if hasattr(v, "_be") and v.requires_grad:
+        gv = sum_to(dispatch("getitem", g[0], key=key), tuple(v.shape))
+    return gx, gv
+
+
+def _gather_bwd(i: Any, o: Any, g: Any, dim: int) -> Any:
+    x, index = i
+    return dispatch("gather_grad", g[0], index, dim=dim, shape=tuple(x.shape)), None
+
+
+def _gather_grad_bwd(i: Any, o: Any, g: Any, dim: int, shape: Any) -> Any:
+    return dispatch("gather", g[0], i[1], dim=dim), None
+
+
+_op("getitem", 1, backward=_getitem_bwd, view=True, saves_inputs=False)
+_op("getitem_grad", 1, backward=_getitem_grad_bwd, saves_inputs=False)
+_op("index_put", 2, backward=_index_put_bwd, saves_inputs=False)
+_op("gather", 2, backward=_gather_bwd, saves_inputs=False)
+_op("gather_grad", 2, backward=_gather_grad_bwd, saves_inputs=False)
+
+
+# ---- fused neural-network kernels ------------------------------------------------------
+def _softmax_bwd(i: Any, o: Any, g: Any, dim: int = -1) -> Any:
+    y = o[0]
+    gy = g[0] * y
+    return (gy - y * gy.sum(dim=dim, keepdim=True),)
+
+
+def _log_softmax_bwd(i: Any, o: Any, g: Any, dim: int = -1) -> Any:
+    y = o[0]
+    return (g[0] - y.exp() * g[0].sum(dim=dim, keepdim=True),)
+
+
+_op("softmax", 1, backward=_softmax_bwd, dtype_rule="float", saves_output=True, saves_inputs=False)
+_op("log_softmax", 1, backward=_log_softmax_bwd, dtype_rule="float", saves_output=True, saves_inputs=False)
+
+
+def _unfold_bwd(i: Any, o: Any, g: Any, kernel_size: Any, dilation: Any, padding: Any, stride: Any,
+                fill: float = 0.0) -> Any:
+    x = i[0]
+    return (dispatch("fold", g[0], output_size=tuple(x.shape[-2:]), kernel_size=kernel_size,
+                     dilation=dilation, padding=padding, stride=stride),)
+
+
+def _fold_bwd(i: Any, o: Any, g: Any, output_size: Any, kernel_size: Any, dilation: Any, padding: Any,
+              stride: Any) -> Any:
+    return (dispatch("unfold", g[0], kernel_size=kernel_size, dilation=dilation, padding=padding,
+                     stride=stride),)
+
+
+_op("unfold", 1, backward=_unfold_bwd, saves_inputs=False)
+_op("fold", 1, backward=_fold_bwd, saves_inputs=False)
