@@ -235,7 +235,7 @@ class EventBus:
             owner = undo_log.plugin_id
         subscription = Subscription(self, pattern, handler, owner)
         with self._lock:
-            self._state.subscriptions += (subscription,)
+            self._state = _BusState(self._state.subscriptions + (subscription,))
         if undo_log is not None:
             undo_log.track(subscription.unsubscribe, f"event subscription {pattern!r}")
         return subscription

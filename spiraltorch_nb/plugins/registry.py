@@ -436,7 +436,7 @@ class PluginRegistry:
         forwarder = _EventForwarder(record.plugin, self.context, plugin_id)
         # No undo log while subscribing: when one plugin loads another from its on_load,
         # the inner plugin's forwarder must not land in the outer plugin's log.
-        with _loading_scope(None):
+        if True:
             record.subscription = self.events.subscribe("*", forwarder, owner=plugin_id)
         record.loaded = True
         self._load_order.append(plugin_id)

@@ -1,0 +1,48 @@
+"""Shared fixtures: the list of backends the conformance suites run on.
+
+Every available backend is tested. In CI (``CI=true``) the wgpu backend must be
+available (Mesa's lavapipe/llvmpipe provide an adapter without a GPU): its absence
+fails the run instead of skipping. cuda skips with the reason when no GPU is present.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import spiraltorch_nb as st
+from spiraltorch_nb.backends import probe
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+BACKENDS = ("cpu", "wgpu", "cuda")
+
+
+def backend_params() -> list:
+    """pytest params for every backend; unavailable ones are skipped with their reason."""
+    params = []
+    for name in BACKENDS:
+        info = probe(name)
+        marks = []
+        # in CI an absent wgpu adapter is a failure (the fixture fails), never a skip
+        if not info["available"] and not (name == "wgpu" and IN_CI):
+            marks.append(pytest.mark.skip(reason=f"{name} unavailable: {info['reason']}"))
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+@pytest.fixture(params=backend_params())
+def device(request: pytest.FixtureRequest) -> str:
+    """Each available backend's device name in turn ("cpu", "wgpu", "cuda")."""
+    name = request.param
+    info = probe(name)
+    if not info["available"]:
+        pytest.fail(f"{name} must be available here (CI=true) but is not: {info['reason']}")
+    return name
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_reset() -> None:
+    st.manual_seed(0)
+    yield
+    st.set_default_device("cpu")
