@@ -456,6 +456,13 @@ class Tensor:
             self._node, self._oidx, self.requires_grad = res._node, res._oidx, res.requires_grad
             self._ver[0] += 1
             return self
+        if name in _NATIVE_INPLACE and not attrs and _same_kind(self, args[0]):
+            res = _d(name + "_", self, *args)
+            if res is not self:  # a native in-place kernel returned the same array
+                if res._data is not self._data:
+                    self._be.write(self._data, res._data)
+            self._ver[0] += 1
+            return self
         res = _d(name, self, *args, **attrs)
         self._check_inplace_dtype(name, res)
         self._be.write(self._data, res._data)
@@ -904,6 +911,21 @@ class Tensor:
 # ---------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------
+
+_NATIVE_INPLACE = frozenset(("add", "sub", "mul", "div"))
+
+
+def _same_kind(t: Tensor, other: Any) -> builtins.bool:
+    """Whether ``t op= other`` can run in place without any dtype change."""
+    if isinstance(other, Tensor):
+        return other.dtype is t.dtype
+    kind = t.dtype.kind
+    if other.__class__ is builtins.float:
+        return kind == "f"
+    if other.__class__ is builtins.int:
+        return kind != "b"
+    return False
+
 
 class _no_grad_if_leaf:
     def __init__(self, t: Tensor) -> None:

@@ -129,14 +129,15 @@ def _root_grads(tensors: Sequence[Any], grads: Sequence[Any] | None, fn: str) ->
                 "make sure an input was created with requires_grad=True and that you are not "
                 "inside st.no_grad()")
         if g is None:
-            if t.numel() != 1:
+            shape = t._be.shape_of(t._data)
+            if shape and (len(shape) > 1 or shape[0] != 1):
                 raise AutogradError(
                     f"{fn}: the output has shape {tuple(t.shape)}; a gradient can be created implicitly "
                     "only for a scalar. Reduce it first (y.sum().backward()) or pass gradient="
                     "st.ones_like(y)")
-            from ..ops import creation
-
-            g = creation.ones_like(t)
+            g = T._wrap(t._be.full(shape, 1, t.dtype), t._be)
+            out.append(g)
+            continue
         elif not isinstance(g, T):
             from ..ops import creation
 
@@ -290,6 +291,8 @@ def _call_backward(node: Node, grads_out: list[Any]) -> Sequence[Any]:
         raise OperatorError(
             f"the backward of '{op.name}' returned {len(res)} gradients for {n_in} inputs; return one "
             "Tensor (or None) per input", op=op.name)
+    if op.builtin:
+        return res
     T = _Tensor
     for a, g in zip(node.inputs, res, strict=True):
         if g is not None and isinstance(a, T) and a.requires_grad:

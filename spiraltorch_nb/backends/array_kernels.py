@@ -66,6 +66,9 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
     def relu(x: Any) -> Any:
         return xp.maximum(x, scal(x, 0))
 
+    def relu_grad(g: Any, x: Any) -> Any:
+        return g * (x > 0)
+
     def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
         return xp.where(x > 0, x, x * scal(x, negative_slope))
 
@@ -90,7 +93,7 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
             x = xp.minimum(x, max if not isinstance(max, float | int) else scal(x, max))
         return x
 
-    k.update(rsqrt=rsqrt, relu=relu, leaky_relu=leaky_relu, gelu=gelu, silu=silu,
+    k.update(rsqrt=rsqrt, relu=relu, relu_grad=relu_grad, leaky_relu=leaky_relu, gelu=gelu, silu=silu,
              softplus=softplus, clamp=clamp)
 
     # ---- binary (Python scalars arrive as they were given) ---------------------------
@@ -180,7 +183,26 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
             raise ValueError(f"matmul needs tensors with at least one dimension; got shapes {a.shape} and {b.shape}")
         return asarray(xp.matmul(a, b))
 
+    def linear(x: Any, w: Any, b: Any = None) -> Any:
+        y = xp.matmul(x, w.T)
+        if b is not None:
+            y += b
+        return y
+
     k["matmul"] = matmul
+    k["linear"] = linear
+
+    # in-place updates (no tape: the autograd path uses the out-of-place ops)
+    def inplace(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(a: Any, b: Any) -> Any:
+            if not hasattr(b, "dtype"):
+                b = scal(a, b)
+            fn(a, b, out=a)
+            return a
+        return run
+
+    for name, fn in {"add_": xp.add, "sub_": xp.subtract, "mul_": xp.multiply, "div_": xp.true_divide}.items():
+        k[name] = inplace(fn)
 
     # ---- layout ---------------------------------------------------------------------
     def reshape(x: Any, shape: tuple[int, ...]) -> Any:
@@ -264,7 +286,28 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
         z = x - m
         return z - xp.log(xp.sum(xp.exp(z), axis=dim, keepdims=True))
 
-    k.update(softmax=softmax, log_softmax=log_softmax)
+    def cross_entropy(x: Any, t: Any, ignore_index: int = -100, label_smoothing: float = 0.0,
+                      reduction: str = "mean") -> Any:
+        if x.shape[0] == 0:
+            z = xp.zeros((0,), dtype=x.dtype)
+            return z if reduction == "none" else asarray(xp.array(xp.nan if reduction == "mean" else 0, dtype=x.dtype))
+        z = x - xp.max(x, axis=1, keepdims=True)
+        lse = xp.log(xp.sum(xp.exp(z), axis=1))
+        valid = t != ignore_index
+        safe = xp.where(valid, t, 0)
+        if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= x.shape[1]):
+            raise IndexError(f"cross_entropy: target values must be in [0, {x.shape[1]}) or ignore_index={ignore_index}")
+        loss = lse - xp.take_along_axis(z, safe[:, None], axis=1)[:, 0]
+        if label_smoothing:
+            loss = loss * x.dtype.type(1.0 - label_smoothing) + x.dtype.type(label_smoothing) * (lse - xp.mean(z, axis=1))
+        loss = xp.where(valid, loss, x.dtype.type(0))
+        if reduction == "mean":
+            return asarray(loss.sum() / x.dtype.type(valid.sum()))
+        if reduction == "sum":
+            return asarray(loss.sum())
+        return loss
+
+    k.update(softmax=softmax, log_softmax=log_softmax, cross_entropy=cross_entropy)
 
     # ---- im2col / col2im (conv2d and pooling are composed from these) -----------------
     def unfold(x: Any, kernel_size: tuple[int, int], dilation: tuple[int, int],

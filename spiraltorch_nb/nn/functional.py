@@ -113,6 +113,21 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int
     0.2413
     """
     _t(input)
+    _t(target)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
+    if input.ndim == 2 and weight is None and not target.dtype.is_floating_point:
+        if tuple(target.shape) != (input.shape[0],):
+            raise ShapeError(f"cross_entropy: logits of shape {tuple(input.shape)} need class indices of shape "
+                             f"({input.shape[0]},); got {tuple(target.shape)}", op="cross_entropy",
+                             shapes=(tuple(input.shape), tuple(target.shape)))
+        return _d("cross_entropy", input, target, ignore_index=ignore_index, label_smoothing=float(label_smoothing),
+                  reduction=reduction)
+    return _cross_entropy_composite(input, target, weight, ignore_index, reduction, label_smoothing)
+
+
+def _cross_entropy_composite(input: Any, target: Any, weight: Any, ignore_index: int, reduction: str,
+                             label_smoothing: float) -> Any:
     logp = input.log_softmax(1 if input.ndim > 1 else 0)
     if target.dtype.is_floating_point:  # class probabilities
         if tuple(target.shape) != tuple(input.shape):
@@ -248,8 +263,9 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Any:
     if x.shape[-1] != weight.shape[-1]:
         raise ShapeError(f"linear: input has {x.shape[-1]} features but the weight {tuple(weight.shape)} expects "
                          f"{weight.shape[-1]}", op="linear", shapes=(tuple(x.shape), tuple(weight.shape)))
-    y = x @ weight.T
-    return y if bias is None else y + bias
+    if bias is None:
+        return _d("linear", x, weight)
+    return _d("linear", x, weight, bias)
 
 
 def _pair(v: Any, name: str) -> tuple[int, int]:

@@ -60,7 +60,17 @@ _unary("cos", lambda i, o, g: (-g[0] * i[0].sin(),))
 _unary("tanh", lambda i, o, g: (g[0] * (1.0 - o[0] * o[0]),), saves_output=True)
 _unary("sigmoid", lambda i, o, g: (g[0] * o[0] * (1.0 - o[0]),), saves_output=True)
 _unary("erf", lambda i, o, g: (g[0] * (2.0 / math.sqrt(math.pi)) * (-(i[0] * i[0])).exp(),))
-_unary("relu", lambda i, o, g: (g[0] * (i[0] > 0),), rule=None)
+_unary("relu", lambda i, o, g: (dispatch("relu_grad", g[0], i[0]),), rule=None)
+
+
+def _relu_grad_composite(g: Any, x: Any) -> Any:
+    return g * (x > 0).to(g.dtype)
+
+
+# relu's backward ``g * (x > 0)`` as one op (a multiply by a mask, no select), itself
+# differentiable: d/dg is the same mask, d/dx is zero almost everywhere
+_op("relu_grad", 2, backward=lambda i, o, g: (dispatch("relu_grad", g[0], i[1]), None),
+    composite=_relu_grad_composite, saves_inputs=False)
 
 
 def _leaky_relu_bwd(i: Any, o: Any, g: Any, negative_slope: float = 0.01) -> Any:
@@ -237,3 +247,22 @@ def _where_bwd(i: Any, o: Any, g: Any) -> Any:
 
 
 _op("where", 3, backward=_where_bwd, dtype_rule="where")
+
+
+# ---- in-place updates outside the tape (optimizer steps, ``x += 1`` under no_grad) -----
+def _inplace_composite(name: str) -> Any:
+    def run(a: Any, b: Any) -> Any:
+        res = dispatch(name, a, b)
+        if tuple(res.shape) != tuple(a.shape):
+            from ..errors import ShapeError
+
+            raise ShapeError(f"in-place '{name}': the result has shape {tuple(res.shape)} but the tensor has shape "
+                             f"{tuple(a.shape)}; in-place ops cannot broadcast the tensor being changed",
+                             op=name + "_", shapes=(tuple(a.shape), tuple(res.shape)))
+        a._be.write(a._data, res._data)
+        return a
+    return run
+
+
+for _name in ("add", "sub", "mul", "div"):
+    _op(_name + "_", 2, differentiable=False, composite=_inplace_composite(_name))

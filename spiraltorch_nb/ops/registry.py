@@ -321,12 +321,50 @@ def _apply(op: Operator, args: tuple, attrs: dict) -> Any:
 
 
 def _promote(op: Operator, args: tuple) -> tuple:
-    """Cast tensor inputs to the common dtype the op's rule asks for (recorded casts)."""
+    """Cast tensor inputs to the common dtype the op's rule asks for (recorded casts).
+
+    The common case (every tensor of one dtype, scalars of a compatible kind) returns
+    at once without building DType objects.
+    """
     T = _Tensor
     rule = op.dtype_rule
+    first = 1 if rule == "where" else 0
+    nd = None
+    fast = True
+    for a in args[first:]:
+        if isinstance(a, T):
+            d = a._data.dtype
+            if nd is None:
+                nd = d
+            elif d is not nd:
+                fast = False
+                break
+    if nd is None:  # where(cond, scalar, scalar)
+        return args
+    if fast:
+        kind = nd.kind
+        if (rule == "float" or rule == "promote_float") and kind != "f":
+            fast = False
+        else:
+            for a in args[first:]:
+                c = a.__class__
+                if c is float:
+                    if kind != "f":
+                        fast = False
+                        break
+                elif c is int:
+                    if kind == "b":
+                        fast = False
+                        break
+        if fast:
+            return args
+    return _promote_slow(rule, first, args)
+
+
+def _promote_slow(rule: str | None, first: int, args: tuple) -> tuple:
+    T = _Tensor
     common: DType | None = None
     mixed = False
-    first = 1 if rule == "where" else 0
     for a in args[first:]:
         if isinstance(a, T):
             dt = a._be.dtype_of(a._data)
@@ -335,7 +373,7 @@ def _promote(op: Operator, args: tuple) -> tuple:
             elif dt is not common:
                 common = promote_types(common, dt)
                 mixed = True
-    if common is None:  # where(cond, scalar, scalar)
+    if common is None:
         return args
     tensor_common = common
     for a in args[first:]:
@@ -349,8 +387,6 @@ def _promote(op: Operator, args: tuple) -> tuple:
         if common.kind != "f":
             common = default_float
             mixed = True
-    elif rule == "compare":
-        pass
     if not mixed:
         return args
     cast = _registry._ops["cast"]

@@ -14,6 +14,8 @@ __all__: list[str] = []
 def _expand_back(g: Any, x: Any, dim: Any, keepdim: bool) -> Any:
     """Broadcast a reduced gradient back to ``x``'s shape."""
     shape = tuple(x.shape)
+    if dim is None and not keepdim:
+        return g.expand(shape)
     dims = normalize_dims(dim, len(shape))
     if dims is None:
         dims = tuple(range(len(shape)))
@@ -103,6 +105,32 @@ def _matmul_bwd(i: Any, o: Any, g: Any) -> Any:
 
 
 _op("matmul", 2, backward=_matmul_bwd, dtype_rule="promote")
+
+
+def _linear_bwd(i: Any, o: Any, g: Any) -> Any:
+    x, w = i[0], i[1]
+    b = i[2] if len(i) > 2 else None
+    G = g[0]
+    out_f, in_f = w.shape
+    gx = G @ w if x.requires_grad else None
+    gw = gb = None
+    if w.requires_grad or (b is not None and b.requires_grad):
+        G2 = G.reshape(-1, out_f)
+        if w.requires_grad:
+            gw = G2.transpose(0, 1) @ x.reshape(-1, in_f)
+        if b is not None and b.requires_grad:
+            gb = G2.sum(dim=0)
+    return (gx, gw, gb) if len(i) > 2 else (gx, gw)
+
+
+def _linear_composite(x: Any, w: Any, b: Any = None) -> Any:
+    y = x @ w.transpose(0, 1)
+    return y if b is None else y + b
+
+
+# x @ w.T + b as one op: gradients come out in the weight's own layout, and backends
+# without a native forward run the composite
+_op("linear", -1, backward=_linear_bwd, composite=_linear_composite, dtype_rule="promote")
 
 
 # ---- layout ---------------------------------------------------------------------------

@@ -57,6 +57,8 @@ def current_loading_context() -> UndoLog | None:
 class UndoLog:
     """Actions that take back, newest first, what one plugin did while it loaded.
 
+    Calling the log is the same as calling :meth:`track`: ``log(undo)``.
+
     Parameters
     ----------
     plugin_id : str
@@ -96,6 +98,10 @@ class UndoLog:
             )
             raise PluginError(message, plugin_id=self.plugin_id)
         self._actions.append((description or repr(undo), undo))
+
+    def __call__(self, undo: Callable[[], object], description: str | None = None) -> None:
+        """Same as :meth:`track`: a log can be used where an undo callback is expected."""
+        self.track(undo, description)
 
     def descriptions(self) -> list[str]:
         """What the recorded actions undo, oldest first."""

@@ -14,6 +14,8 @@ subscriptions, and caches which subscriptions match each topic.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import operator
 import re
 import threading
 import time
@@ -61,7 +63,7 @@ def _compile_pattern(pattern: str) -> Callable[[str], bool]:
     if pattern == "*":
         return lambda topic: True
     if not _WILDCARD_CHARS.intersection(pattern):
-        return pattern.__eq__
+        return functools.partial(operator.eq, pattern)
     regex = re.compile(fnmatch.translate(pattern))
     return lambda topic: regex.match(topic) is not None
 

@@ -20,6 +20,7 @@ Events published on the registry's bus:
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import inspect
 import threading
@@ -152,7 +153,7 @@ class PluginRegistry:
         self.context = context if context is not None else PluginContext()
         self.context.registry = self
         self._records: dict[str, _Record] = {}
-        self._load_order: list[str] = []
+        self._load_order: builtins.list[str] = []
         self._lock = threading.RLock()
 
     @property
@@ -188,10 +189,13 @@ class PluginRegistry:
             existing = self._records.get(plugin_id)
             if existing is not None and not replace:
                 raise self._duplicate_error(existing, instance, plugin_id)
-            if existing is not None:
-                # Checked before anything changes: an unload here may be refused.
-                self._unregister(plugin_id, cascade=False)
+            if existing is not None and existing.loaded:
+                # Refused, before anything changes, while loaded plugins depend on it.
+                self.unload(plugin_id)
+            # Assigning in place keeps a replaced plugin's position in registration order.
             self._records[plugin_id] = _Record(instance, metadata)
+        if existing is not None:
+            self._publish("plugin.unregistered", existing.metadata)
         self._publish("plugin.registered", metadata)
         return instance
 
@@ -246,7 +250,7 @@ class PluginRegistry:
         """The plugin registered as ``plugin_id``; PluginError when there is none."""
         return self._record(plugin_id).plugin
 
-    def list(self, *, loaded: bool | None = None) -> list[PluginMetadata]:
+    def list(self, *, loaded: bool | None = None) -> builtins.list[PluginMetadata]:
         """Metadata of the registered plugins in registration order.
 
         ``loaded=True`` / ``False`` keeps only the loaded / not-loaded ones.
@@ -258,7 +262,9 @@ class PluginRegistry:
         record = self._records.get(plugin_id)
         return record is not None and record.loaded
 
-    def find_by_capability(self, capability: str, *, loaded: bool | None = None) -> list[Plugin]:
+    def find_by_capability(
+        self, capability: str, *, loaded: bool | None = None
+    ) -> builtins.list[Plugin]:
         """Plugins declaring ``capability`` (fnmatch wildcards allowed: ``"backend:*"``).
 
         Parameters
@@ -275,7 +281,7 @@ class PluginRegistry:
             and any(fnmatch.fnmatchcase(c, capability) for c in r.metadata.capabilities)
         ]
 
-    def dependents(self, plugin_id: str, *, loaded_only: bool = True) -> list[str]:
+    def dependents(self, plugin_id: str, *, loaded_only: bool = True) -> builtins.list[str]:
         """Ids of the plugins that depend directly on ``plugin_id``."""
         return [
             pid
@@ -295,20 +301,20 @@ class PluginRegistry:
 
     # -- dependency resolution -----------------------------------------------------
 
-    def _resolve(self, targets: Iterable[str]) -> list[str]:
+    def _resolve(self, targets: Iterable[str]) -> builtins.list[str]:
         """Ids to load, dependencies first; every problem is reported at once.
 
         Depth-first over dependencies in declaration order, with an explicit stack
         so that a long chain cannot exhaust Python's recursion limit.
         """
-        order: list[str] = []
+        order: builtins.list[str] = []
         problems: dict[str, str] = {}  # message -> first plugin id it concerns
         cycles_seen: set[frozenset[str]] = set()
         done: set[str] = set()
         for target in targets:
             if target in done:
                 continue
-            path: list[str] = [target]
+            path: builtins.list[str] = [target]
             on_path = {target}
             iterators = [iter(self._records[target].metadata.dependencies.items())]
             while iterators:
@@ -379,7 +385,7 @@ class PluginRegistry:
 
     # -- loading -------------------------------------------------------------------
 
-    def load(self, plugin_id: str) -> list[str]:
+    def load(self, plugin_id: str) -> builtins.list[str]:
         """Load ``plugin_id``, loading its dependencies first.
 
         Returns
@@ -398,7 +404,7 @@ class PluginRegistry:
             self._record(plugin_id)
             return self._load_in_order(self._resolve([plugin_id]), requested=plugin_id)
 
-    def initialize_all(self) -> list[str]:
+    def initialize_all(self) -> builtins.list[str]:
         """Load every registered plugin that is not loaded yet, dependencies first.
 
         The whole dependency graph is checked before any hook runs.
@@ -412,14 +418,18 @@ class PluginRegistry:
             pending = [pid for pid, r in self._records.items() if not r.loaded]
             return self._load_in_order(self._resolve(pending), requested=None)
 
-    def _load_in_order(self, order: list[str], requested: str | None) -> list[str]:
-        loaded: list[str] = []
+    def _load_in_order(
+        self, order: builtins.list[str], requested: str | None
+    ) -> builtins.list[str]:
+        loaded: builtins.list[str] = []
         for plugin_id in order:
             self._load_one(plugin_id, requested=requested, loaded_so_far=loaded)
             loaded.append(plugin_id)
         return loaded
 
-    def _load_one(self, plugin_id: str, requested: str | None, loaded_so_far: list[str]) -> None:
+    def _load_one(
+        self, plugin_id: str, requested: str | None, loaded_so_far: builtins.list[str]
+    ) -> None:
         record = self._records[plugin_id]
         log = UndoLog(plugin_id)
         try:
@@ -436,7 +446,7 @@ class PluginRegistry:
         forwarder = _EventForwarder(record.plugin, self.context, plugin_id)
         # No undo log while subscribing: when one plugin loads another from its on_load,
         # the inner plugin's forwarder must not land in the outer plugin's log.
-        if True:
+        with _loading_scope(None):
             record.subscription = self.events.subscribe("*", forwarder, owner=plugin_id)
         record.loaded = True
         self._load_order.append(plugin_id)
@@ -444,7 +454,7 @@ class PluginRegistry:
 
     @staticmethod
     def _load_error(
-        record: _Record, error: Exception, requested: str | None, loaded_so_far: list[str]
+        record: _Record, error: Exception, requested: str | None, loaded_so_far: builtins.list[str]
     ) -> PluginError:
         plugin_id = record.metadata.id
         message = (
@@ -463,7 +473,7 @@ class PluginRegistry:
 
     # -- unloading -----------------------------------------------------------------
 
-    def unload(self, plugin_id: str, *, cascade: bool = False) -> list[str]:
+    def unload(self, plugin_id: str, *, cascade: bool = False) -> builtins.list[str]:
         """Unload ``plugin_id``: call its ``on_unload``, then replay its undo log.
 
         It stays registered and can be loaded again. An ``on_unload`` that raises is
@@ -501,7 +511,7 @@ class PluginRegistry:
                 self._unload_one(pid)
             return order
 
-    def _loaded_dependents(self, plugin_id: str) -> list[str]:
+    def _loaded_dependents(self, plugin_id: str) -> builtins.list[str]:
         """Loaded plugins needing ``plugin_id`` directly or transitively, load order."""
         needed = {plugin_id}
         for pid in self._load_order:  # dependents always load after what they need

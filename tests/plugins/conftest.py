@@ -65,9 +65,7 @@ def make_plugin(journal):
         on_unload: Hook = None,
         on_event: Hook = None,
     ) -> RecordingPlugin:
-        metadata = PluginMetadata(
-            plugin_id, version, dependencies=deps or {}, capabilities=caps
-        )
+        metadata = PluginMetadata(plugin_id, version, dependencies=deps or {}, capabilities=caps)
         return RecordingPlugin(metadata, journal, on_load, on_unload, on_event)
 
     return make

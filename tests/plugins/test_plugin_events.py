@@ -11,6 +11,7 @@ import pytest
 
 from spiraltorch_nb.errors import PluginError
 from spiraltorch_nb.plugins import Event, EventBus, PluginWarning, Subscription
+from spiraltorch_nb.plugins import events as events_module
 
 
 @pytest.mark.parametrize(
@@ -108,6 +109,7 @@ def test_many_distinct_topics_stay_correct_past_cache_limit():
         assert bus.publish(f"op.{i}") == 1
         assert bus.publish(f"other.{i}") == 0
     assert len(seen) == 3000
+    assert len(bus._state.cache) <= events_module._MATCH_CACHE_LIMIT  # bounded memory
 
 
 def test_unsubscribe_idempotent_and_context_manager():

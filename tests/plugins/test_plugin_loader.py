@@ -19,7 +19,7 @@ from spiraltorch_nb.plugins import (
     load_plugin,
 )
 
-PLUGIN_MODULE = '''
+PLUGIN_MODULE = """
 from spiraltorch_nb.plugins import Plugin, PluginMetadata
 
 
@@ -64,7 +64,7 @@ def make_nothing():
 
 def make_broken():
     raise RuntimeError("factory exploded")
-'''
+"""
 
 
 def unique(prefix: str) -> str:
@@ -201,8 +201,14 @@ def test_metadata_must_be_plugin_metadata():
 # -- entry points (a real distribution on sys.path) ----------------------------------
 
 
-def make_distribution(root: Path, dist_name: str, package: str, entry_points: dict[str, str],
-                      group: str = ENTRY_POINT_GROUP, plugin_id: str = "demo") -> None:
+def make_distribution(
+    root: Path,
+    dist_name: str,
+    package: str,
+    entry_points: dict[str, str],
+    group: str = ENTRY_POINT_GROUP,
+    plugin_id: str = "demo",
+) -> None:
     """Write an importable package plus its *.dist-info, as pip would install it."""
     pkg = root / package
     pkg.mkdir()
@@ -263,8 +269,14 @@ def test_discover_entry_points_from_real_dist_info(installed):
 
 def test_discover_other_group_and_empty_group(tmp_path, monkeypatch):
     package = unique("st_ep_custom")
-    make_distribution(tmp_path, package.replace("_", "-"), package,
-                      {"only": f"{package}:Demo"}, group="my.custom.group", plugin_id="custom")
+    make_distribution(
+        tmp_path,
+        package.replace("_", "-"),
+        package,
+        {"only": f"{package}:Demo"},
+        group="my.custom.group",
+        plugin_id="custom",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     report = discover_entry_points("my.custom.group")
     assert [(e.name, e.plugin.metadata.id) for e in report.loaded] == [("only", "custom")]

@@ -126,8 +126,13 @@ def test_has_capability_supports_wildcards():
 
 def test_to_dict_roundtrips_through_constructor():
     meta = PluginMetadata(
-        "a", "1.0", name="A", description="d", author="me",
-        capabilities=["x"], dependencies={"b": ">=1"},
+        "a",
+        "1.0",
+        name="A",
+        description="d",
+        author="me",
+        capabilities=["x"],
+        dependencies={"b": ">=1"},
     )
     data = meta.to_dict()
     assert data["dependencies"] == {"b": ">=1"} and data["capabilities"] == ["x"]

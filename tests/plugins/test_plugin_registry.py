@@ -39,7 +39,9 @@ def snapshot(registry, ops=None):
     ctx = registry.context
     return {
         "subscriptions": [(id(s), s.pattern, s.owner) for s in registry.events.subscriptions()],
-        "services": {name: (id(obj), ctx.service_owner(name)) for name, obj in ctx.services().items()},
+        "services": {
+            name: (id(obj), ctx.service_owner(name)) for name, obj in ctx.services().items()
+        },
         "config": {key: (id(value), value) for key, value in ctx.config().items()},
         "ops": dict(ops) if ops is not None else None,
     }
@@ -182,11 +184,13 @@ def test_replace_unloads_old_and_registers_new(make_plugin, journal):
     registry = PluginRegistry()
     old = registry.register(make_plugin("p", "1.0"))
     registry.load("p")
+    registry.register(make_plugin("after"))
     new = registry.register(make_plugin("p", "2.0"), replace=True)
     assert new is not old
     assert unloads(journal) == ["p"]
     assert registry.get("p") is new and not registry.is_loaded("p")
-    assert [m.version for m in registry.list()] == ["2.0"]
+    # The replacement keeps the old one's place in registration order.
+    assert [(m.id, m.version) for m in registry.list()] == [("p", "2.0"), ("after", "1.0")]
     assert registry.load("p") == ["p"]
     # Replacing with the very same instance is fine too (a re-run cell).
     assert registry.register(new, replace=True) is new
@@ -347,7 +351,9 @@ def test_loaded_and_unloaded_events(make_plugin):
 def test_loaded_plugins_receive_events_until_unloaded(make_plugin):
     registry = PluginRegistry()
     contexts = []
-    listener = registry.register(make_plugin("listener", on_event=lambda e, ctx: contexts.append(ctx)))
+    listener = registry.register(
+        make_plugin("listener", on_event=lambda e, ctx: contexts.append(ctx))
+    )
     assert len(registry.events) == 0
     registry.load("listener")
     (forwarder,) = registry.events.subscriptions()

@@ -1,0 +1,197 @@
+"""Columnar event buffers: cheap appends, bounded memory, Polars frames on read.
+
+The hot path appends one tuple per event to a staging deque (``deque.append`` is
+atomic, so threads may append concurrently without a lock). When the stage holds
+``chunk_rows`` rows, or when the frame is read, the rows are drained under a lock and
+converted column by column into one Polars chunk. Chunks are either kept in memory,
+as a ring that drops the oldest rows beyond ``max_rows``, or written to Parquet files
+in a spill directory so that a run of any length holds at most one chunk in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+__all__ = ["EventBuffer"]
+
+
+class EventBuffer:
+    """One table of events (ops, transfers, memory or metrics).
+
+    Parameters
+    ----------
+    name : str
+        Table name; spilled chunk files are ``<name>-<n>.parquet``.
+    schema : dict
+        Column name -> Polars dtype of the frames this buffer produces.
+    convert : callable
+        ``convert(rows) -> pl.DataFrame``: turns staged row tuples into one chunk.
+    chunk_rows : int
+        Rows staged before they are converted into a chunk.
+    max_rows : int or None
+        In memory, keep at most this many of the newest rows (None: unbounded).
+        Ignored when ``spill_dir`` is set: every row is kept, on disk.
+    spill_dir : path or None
+        Write each chunk to a Parquet file here instead of keeping it in memory.
+    sort_by : str or None
+        Column the frame is sorted by when read (rows from several threads may be
+        staged slightly out of order).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        schema: dict[str, pl.DataType],
+        convert: Callable[[list[tuple]], pl.DataFrame],
+        *,
+        chunk_rows: int = 8192,
+        max_rows: int | None = None,
+        spill_dir: str | Path | None = None,
+        sort_by: str | None = None,
+    ) -> None:
+        self.name = name
+        self.schema = schema
+        self._convert = convert
+        self.chunk_rows = max(1, int(chunk_rows))
+        self.max_rows = None if max_rows is None else max(1, int(max_rows))
+        self.spill_dir = None if spill_dir is None else Path(spill_dir)
+        self.sort_by = sort_by
+        self.stage: deque[tuple] = deque()
+        self._chunks: deque[pl.DataFrame] = deque()
+        self._rows_in_memory = 0
+        self._files: list[Path] = []
+        self._rows_on_disk = 0
+        self.dropped = 0
+        self._lock = threading.RLock()
+        self._version = 0
+        self._cache: pl.DataFrame | None = None
+        self._cache_version = -1
+
+    # ---- writing ------------------------------------------------------------------
+    def append(self, row: tuple) -> None:
+        """Stage one row; converts a chunk when the stage is full."""
+        stage = self.stage
+        stage.append(row)
+        if len(stage) >= self.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Convert every staged row into a chunk (kept, trimmed or spilled)."""
+        with self._lock:
+            stage = self.stage
+            n = len(stage)
+            if n == 0:
+                return
+            # popleft is atomic: rows appended by other threads meanwhile stay staged
+            pop = stage.popleft
+            rows = [pop() for _ in range(n)]
+            chunk = self._convert(rows)
+            self._version += 1
+            if self.spill_dir is not None:
+                self._spill(chunk)
+                return
+            self._chunks.append(chunk)
+            self._rows_in_memory += chunk.height
+            self._trim()
+
+    def _spill(self, chunk: pl.DataFrame) -> None:
+        self.spill_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spill_dir / f"{self.name}-{len(self._files):06d}.parquet"
+        chunk.write_parquet(path)
+        self._files.append(path)
+        self._rows_on_disk += chunk.height
+
+    def _trim(self) -> None:
+        cap = self.max_rows
+        if cap is None:
+            return
+        chunks = self._chunks
+        while self._rows_in_memory > cap and chunks:
+            excess = self._rows_in_memory - cap
+            first = chunks[0]
+            if first.height <= excess:
+                chunks.popleft()
+                self._rows_in_memory -= first.height
+                self.dropped += first.height
+            else:
+                chunks[0] = first.slice(excess)
+                self._rows_in_memory -= excess
+                self.dropped += excess
+
+    def clear(self) -> None:
+        """Forget every row (spilled files are deleted)."""
+        with self._lock:
+            self.stage.clear()
+            self._chunks.clear()
+            self._rows_in_memory = 0
+            for path in self._files:
+                path.unlink(missing_ok=True)
+            self._files.clear()
+            self._rows_on_disk = 0
+            self.dropped = 0
+            self._version += 1
+
+    # ---- reading ------------------------------------------------------------------
+    @property
+    def rows_in_memory(self) -> int:
+        """Rows held in memory as converted chunks (staged rows not counted)."""
+        return self._rows_in_memory
+
+    @property
+    def chunks_in_memory(self) -> int:
+        return len(self._chunks)
+
+    @property
+    def spill_files(self) -> list[Path]:
+        """Parquet files written to the spill directory so far."""
+        return list(self._files)
+
+    def __len__(self) -> int:
+        return self._rows_in_memory + self._rows_on_disk + len(self.stage)
+
+    def frame(self) -> pl.DataFrame:
+        """Everything recorded (minus dropped rows) as one DataFrame; cached until new rows come."""
+        self.flush()
+        with self._lock:
+            if self._cache is not None and self._cache_version == self._version:
+                return self._cache
+            parts: list[pl.DataFrame] = []
+            if self._files:
+                parts.append(pl.read_parquet(self._files))
+            parts.extend(self._chunks)
+            if parts:
+                df = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
+                if self.sort_by is not None:
+                    df = df.sort(self.sort_by, maintain_order=True)
+            else:
+                df = pl.DataFrame(schema=self.schema)
+            if len(self._chunks) > 1:
+                # one contiguous chunk makes the next read and the trimming cheap
+                merged = pl.concat(list(self._chunks), how="vertical", rechunk=True)
+                self._chunks = deque([merged])
+            self._cache = df
+            self._cache_version = self._version
+            return df
+
+    def lazy(self) -> pl.LazyFrame:
+        """A LazyFrame over the spilled files and the in-memory rows (reads nothing yet)."""
+        self.flush()
+        with self._lock:
+            parts: list[pl.LazyFrame] = []
+            if self._files:
+                parts.append(pl.scan_parquet(self._files))
+            parts.extend(c.lazy() for c in self._chunks)
+            if not parts:
+                return pl.DataFrame(schema=self.schema).lazy()
+            return pl.concat(parts, how="vertical")
+
+
+def empty_frame(schema: dict[str, Any]) -> pl.DataFrame:
+    """A frame with no rows and the given schema."""
+    return pl.DataFrame(schema=schema)
