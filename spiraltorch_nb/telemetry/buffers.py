@@ -167,14 +167,11 @@ class EventBuffer:
             parts.extend(self._chunks)
             if parts:
                 df = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
-                if self.sort_by is not None:
-                    df = df.sort(self.sort_by, maintain_order=True)
+                key = self.sort_by
+                if key is not None and not df[key].is_sorted():
+                    df = df.sort(key, maintain_order=True)
             else:
                 df = pl.DataFrame(schema=self.schema)
-            if len(self._chunks) > 1:
-                # one contiguous chunk makes the next read and the trimming cheap
-                merged = pl.concat(list(self._chunks), how="vertical", rechunk=True)
-                self._chunks = deque([merged])
             self._cache = df
             self._cache_version = self._version
             return df
@@ -191,7 +188,3 @@ class EventBuffer:
                 return pl.DataFrame(schema=self.schema).lazy()
             return pl.concat(parts, how="vertical")
 
-
-def empty_frame(schema: dict[str, Any]) -> pl.DataFrame:
-    """A frame with no rows and the given schema."""
-    return pl.DataFrame(schema=schema)
