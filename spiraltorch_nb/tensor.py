@@ -174,6 +174,20 @@ class Tensor:
         self.requires_grad = False
         return self
 
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        # the default deepcopy would also copy the backend object (a second cpu/wgpu backend)
+        if self._node is not None:
+            raise AutogradError("only leaf tensors can be deep-copied; this one was computed by "
+                                f"{self._node!r}. Copy t.detach() instead")
+        out = _d("clone", self.detach())
+        out.requires_grad = self.requires_grad
+        memo[id(self)] = out
+        if self.grad is not None:
+            import copy
+
+            out.grad = copy.deepcopy(self.grad, memo)
+        return out
+
     def clone(self) -> Tensor:
         return _d("clone", self)
 

@@ -107,16 +107,17 @@ def values(rng: np.random.Generator, shape: Sequence[int], domain: str = "real")
     ``wide``: normal times 3 (exercises saturating branches).
     """
     shape = tuple(shape)
+    # np.asarray: for shape () the generator returns a NumPy scalar, not a 0-d array
     if domain == "real":
-        return rng.standard_normal(shape)
+        return np.asarray(rng.standard_normal(shape))
     if domain == "positive":
-        return rng.uniform(0.5, 2.0, shape)
+        return np.asarray(rng.uniform(0.5, 2.0, shape))
     if domain == "unit":
-        return rng.uniform(-0.9, 0.9, shape)
+        return np.asarray(rng.uniform(-0.9, 0.9, shape))
     if domain == "nonzero":
-        return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+        return np.asarray(rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape))
     if domain == "wide":
-        return rng.standard_normal(shape) * 3.0
+        return np.asarray(rng.standard_normal(shape) * 3.0)
     raise ValueError(f"unknown domain {domain!r}")
 
 
@@ -152,7 +153,7 @@ def _as_list(out: Any) -> list[Any]:
 
 def _weights(seed: int, arrays_shapes: Sequence[tuple[int, ...]], salt: int) -> list[np.ndarray]:
     rng = np.random.default_rng([seed, salt])
-    return [rng.uniform(0.5, 1.5, s) * rng.choice([-1.0, 1.0], s) for s in arrays_shapes]
+    return [np.asarray(rng.uniform(0.5, 1.5, s) * rng.choice([-1.0, 1.0], s)) for s in arrays_shapes]
 
 
 def _is_diff_input(a: Any, k: int, nondiff: Sequence[int]) -> bool:

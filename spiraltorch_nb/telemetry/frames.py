@@ -19,7 +19,10 @@ from typing import Any
 
 import polars as pl
 
+from ..errors import SpiralTorchError
+
 __all__ = [
+    "TelemetryError",
     "OPS_SCHEMA",
     "TRANSFERS_SCHEMA",
     "MEMORY_SCHEMA",
@@ -28,6 +31,11 @@ __all__ = [
     "TelemetryFrames",
     "LoadedTelemetry",
 ]
+
+
+class TelemetryError(SpiralTorchError, RuntimeError):
+    """A recorder used in a way it cannot serve (a second active recorder, bad options, a bad file)."""
+
 
 _I64 = pl.Int64
 _STR = pl.String

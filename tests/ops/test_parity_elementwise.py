@@ -168,8 +168,8 @@ def test_binary_broadcasting(case: Case, dtype: str, pair: tuple, seed: int) -> 
 def test_comparisons(case: Case, dtype: str, pair: tuple, seed: int) -> None:
     rng = np.random.default_rng(seed)
     # small integers as floats, so that equal values (ties) actually occur
-    a = rng.integers(-2, 3, pair[0]).astype(np.float64)
-    b = rng.integers(-2, 3, pair[1]).astype(np.float64)
+    a = np.asarray(rng.integers(-2, 3, pair[0]), dtype=np.float64)
+    b = np.asarray(rng.integers(-2, 3, pair[1]), dtype=np.float64)
     check_op(case.fn, a, b, dtype=dtype, order=0, label=case.name)
 
 
@@ -196,8 +196,8 @@ INT_ARITH = [
 def test_integer_arithmetic(case: Case, pair: tuple, seed: int) -> None:
     """int64 arithmetic: values and result dtypes (true division gives float32, as in torch)."""
     rng = np.random.default_rng(seed)
-    a = rng.integers(-9, 10, pair[0])
-    b = rng.integers(1, 5, pair[1]) * rng.choice([-1, 1], pair[1])
+    a = np.asarray(rng.integers(-9, 10, pair[0]))
+    b = np.asarray(rng.integers(1, 5, pair[1]) * rng.choice([-1, 1], pair[1]))
     check_op(case.fn, a, b, order=0, label=case.name)
 
 
@@ -206,7 +206,7 @@ def test_integer_arithmetic(case: Case, pair: tuple, seed: int) -> None:
 @given(shapes3=broadcast_shapes(3), seed=SEEDS)
 def test_where(dtype: str, shapes3: tuple, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    c = rng.random(shapes3[0]) > 0.5
+    c = np.asarray(rng.random(shapes3[0]) > 0.5)
     a = values(rng, shapes3[1])
     b = values(rng, shapes3[2])
     check_op(lambda c, a, b: lib(a).where(c, a, b), c, a, b, dtype=dtype, seed=seed, label="where")

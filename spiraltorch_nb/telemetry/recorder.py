@@ -1,0 +1,620 @@
+"""The Recorder: the dispatch observer that turns every op into a telemetry row.
+
+``dispatch`` calls ``on_op`` after each operator and ``report_transfer`` calls
+``on_transfer`` for each host<->device copy. Both append one tuple to a staging deque
+(a few microseconds); conversion to Polars, FLOP estimates and device-timer
+resolution happen later, a chunk at a time (see :mod:`.buffers`).
+
+Device timing
+-------------
+With ``device_timing=True`` (the default) the recorder asks each backend it sees for
+a device timer. The hook protocol, which a backend implements when its device can
+time its own work (wgpu timestamp queries, CUDA events):
+
+``backend.device_timer()``
+    Returns a context manager, or None when the adapter cannot time. The recorder
+    enters it when it first sees an op on that backend and exits it on ``stop()``.
+    ``__enter__`` returns the *timer*.
+``timer.mark() -> token``
+    Called right after each op on that backend (on the dispatching thread). The
+    token stands for the device work the backend enqueued since the previous mark
+    (or since ``__enter__``): the kernels of exactly that op.
+``timer.elapsed_ns(tokens) -> list[int | None]``
+    Resolves tokens into device nanoseconds, one per token (None where unknown). It
+    may wait for the device; the recorder calls it once per chunk of rows and on
+    ``stop()``, never per op.
+
+Rows whose token resolves get ``timing="device"`` and the device duration in
+``duration_ns``; all others keep the host time with ``timing="host"``. ``host_ns``
+always holds the host time of the forward call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import threading
+import time
+import warnings
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..backends.base import Backend
+from ..ops import registry as _registry
+from .buffers import EventBuffer
+from .costs import flops_rule
+from .frames import (
+    MEMORY_SCHEMA,
+    METRICS_SCHEMA,
+    OPS_SCHEMA,
+    TRANSFERS_SCHEMA,
+    TelemetryError,
+    TelemetryFrames,
+)
+
+__all__ = ["Recorder", "record", "active_recorder"]
+
+_perf_ns = time.perf_counter_ns
+_get_ident = threading.get_ident
+_ACTIVE_LOCK = threading.Lock()
+_SHAPES_DTYPE = OPS_SCHEMA["shapes"]
+
+TOPIC_OP = "telemetry.op"
+TOPIC_TRANSFER = "telemetry.transfer"
+TOPIC_METRIC = "telemetry.metric"
+
+
+def active_recorder() -> Recorder | None:
+    """The recorder currently observing dispatch, or None."""
+    obs = _registry.get_dispatch_observer()
+    return obs if isinstance(obs, Recorder) else None
+
+
+def record(**options: Any) -> Recorder:
+    """A new, not yet started :class:`Recorder`; start it with ``with`` or ``.start()``.
+
+    Parameters are those of :class:`Recorder`.
+
+    Examples
+    --------
+    >>> import spiraltorch_nb as st
+    >>> a = st.tensor([1.0, 2.0], requires_grad=True)
+    >>> with st.telemetry.record() as rec:
+    ...     (a * a + a).sum().backward()
+    >>> rec.ops.filter(phase="forward")["op"].to_list()
+    ['mul', 'add', 'sum']
+    """
+    return Recorder(**options)
+
+
+class Recorder(TelemetryFrames):
+    """Records ops, transfers, memory and metrics while active; frames are Polars DataFrames.
+
+    Parameters
+    ----------
+    max_events : int or None
+        Rows kept in memory per table; past it the oldest are dropped (ring buffer)
+        and counted in :attr:`dropped`. None keeps everything.
+    spill_dir : path or None
+        Write rows to Parquet chunks in this folder instead of memory: every event is
+        kept, memory holds at most ``chunk_rows`` staged rows per table.
+    chunk_rows : int
+        Rows staged before conversion into a Polars chunk (or a spilled file).
+    device_timing : bool
+        Use a backend's device timer where it has one (see the module docstring);
+        False records host time everywhere.
+    memory_every : int
+        Sample memory every this many ops (also on start, stop and every ``log()``);
+        0 samples only on start, stop and ``log()``.
+    events : bool
+        Publish ``telemetry.op``, ``telemetry.transfer`` and ``telemetry.metric`` on
+        the plugin event bus (only while someone subscribes to the topic).
+
+    Notes
+    -----
+    One recorder is active at a time: starting a second raises :class:`TelemetryError`
+    (nested ``with`` blocks would otherwise silently split one run's events). Ops from
+    every thread are recorded while it is active.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_events: int | None = 1_000_000,
+        spill_dir: str | Path | None = None,
+        chunk_rows: int = 8192,
+        device_timing: bool = True,
+        memory_every: int = 1000,
+        events: bool = True,
+    ) -> None:
+        for label, value in (("max_events", max_events), ("chunk_rows", chunk_rows)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise TelemetryError(f"record({label}=...) expects a positive int; got {value!r}")
+        if not isinstance(memory_every, int) or memory_every < 0:
+            raise TelemetryError(f"record(memory_every=...) expects an int >= 0 (0: only on start/stop/log); got {memory_every!r}")
+        chunk = chunk_rows if max_events is None else min(chunk_rows, max_events)
+        opts = {"chunk_rows": chunk, "max_rows": max_events, "spill_dir": spill_dir}
+        self.options = {"max_events": max_events, "spill_dir": None if spill_dir is None else str(spill_dir),
+                        "chunk_rows": chunk_rows, "device_timing": bool(device_timing),
+                        "memory_every": memory_every, "events": bool(events)}
+        self._ops_buf = EventBuffer("ops", OPS_SCHEMA, self._convert_ops, sort_by="seq", **opts)
+        self._xfer_buf = EventBuffer("transfers", TRANSFERS_SCHEMA, _convert(TRANSFERS_SCHEMA), sort_by="seq", **opts)
+        self._mem_buf = EventBuffer("memory", MEMORY_SCHEMA, _convert(MEMORY_SCHEMA), sort_by="time_ns", **opts)
+        self._met_buf = EventBuffer("metrics", METRICS_SCHEMA, _convert(METRICS_SCHEMA), sort_by="time_ns", **opts)
+        self._op_stage = self._ops_buf.stage
+        self._op_chunk = self._ops_buf.chunk_rows
+        self._seq = itertools.count()
+        self._lock = threading.RLock()
+        self._backends: dict[Any, tuple] = {}
+        self._timers: dict[str, tuple[Any, Any]] = {}  # backend name -> (context manager, timer)
+        self._flop_rules: dict[str, Any] = {}
+        self._memory_every = memory_every or math.inf
+        self._countdown: float = math.inf
+        self._step: int | None = None
+        self._active = False
+        self._owns_fit = False
+        self._bus: Any = None
+        self._publish = bool(events)
+        self.device_timing = bool(device_timing)
+        self.t0_ns = 0
+        self._wall_t0: float | None = None
+        self._timer_warned = False
+
+    # ---- lifecycle ----------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """Whether this recorder is observing dispatch now."""
+        return self._active
+
+    def start(self) -> Recorder:
+        """Begin observing every dispatched op; returns self (idempotent while active)."""
+        with _ACTIVE_LOCK:
+            if self._active:
+                return self
+            current = _registry.get_dispatch_observer()
+            if current is not None:
+                what = "another Recorder" if isinstance(current, Recorder) else f"an observer ({type(current).__name__})"
+                msg = (f"cannot start this recorder: {what} is already observing dispatch, and one "
+                       "recorder is active at a time. Stop it first (rec.stop(), or leave its "
+                       "'with' block), or record inside that one")
+                raise TelemetryError(msg)
+            if self._wall_t0 is None:
+                self.t0_ns = _perf_ns()
+                self._wall_t0 = time.time()
+            if self._publish:
+                from ..plugins import global_registry
+
+                self._bus = global_registry().events
+            self._countdown = self._memory_every
+            self._active = True
+            _registry.set_dispatch_observer(self)
+        self.sample_memory()
+        return self
+
+    def stop(self) -> Recorder:
+        """Stop observing; staged rows are converted and device timers resolved. Returns self."""
+        with _ACTIVE_LOCK:
+            if not self._active:
+                return self
+            if _registry.get_dispatch_observer() is self:
+                _registry.set_dispatch_observer(None)
+            self._active = False
+        self.sample_memory()
+        self.flush()
+        self._close_timers()
+        return self
+
+    def __enter__(self) -> Recorder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        # an exception in the block stops the recorder, keeps its rows, and propagates
+        self.stop()
+
+    def flush(self) -> None:
+        """Convert every staged row now (reading a frame does this too)."""
+        for buf in (self._ops_buf, self._xfer_buf, self._mem_buf, self._met_buf):
+            buf.flush()
+
+    def clear(self) -> None:
+        """Forget every recorded row (the recorder stays active if it was)."""
+        for buf in (self._ops_buf, self._xfer_buf, self._mem_buf, self._met_buf):
+            buf.clear()
+
+    # ---- frames -------------------------------------------------------------------
+    @property
+    def ops(self) -> pl.DataFrame:
+        """One row per dispatched op (schema: ``telemetry.OPS_SCHEMA``)."""
+        return self._ops_buf.frame()
+
+    @property
+    def transfers(self) -> pl.DataFrame:
+        """One row per host<->device copy (schema: ``telemetry.TRANSFERS_SCHEMA``)."""
+        return self._xfer_buf.frame()
+
+    @property
+    def memory(self) -> pl.DataFrame:
+        """Memory samples per backend (schema: ``telemetry.MEMORY_SCHEMA``)."""
+        return self._mem_buf.frame()
+
+    @property
+    def metrics(self) -> pl.DataFrame:
+        """Logged metrics in long format: step, name, value, time_ns."""
+        return self._met_buf.frame()
+
+    def scan(self, table: str = "ops") -> pl.LazyFrame:
+        """A LazyFrame over one table, including spilled files (for runs too large to load)."""
+        bufs = {"ops": self._ops_buf, "transfers": self._xfer_buf, "memory": self._mem_buf,
+                "metrics": self._met_buf}
+        if table not in bufs:
+            raise TelemetryError(f"scan() expects one of {sorted(bufs)}; got {table!r}")
+        return bufs[table].lazy()
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Rows dropped per table because ``max_events`` was reached."""
+        return {"ops": self._ops_buf.dropped, "transfers": self._xfer_buf.dropped,
+                "memory": self._mem_buf.dropped, "metrics": self._met_buf.dropped}
+
+    @property
+    def meta(self) -> dict[str, Any]:  # type: ignore[override]
+        """What an export stores next to the tables: clock origin, options, drop counts."""
+        from .._version import __version__
+
+        return {"t0_ns": self.t0_ns, "wall_time_start": self._wall_t0, "options": self.options,
+                "dropped": self.dropped, "version": __version__}
+
+    def __repr__(self) -> str:
+        state = "active" if self._active else "stopped"
+        return (f"<Recorder {state}: ops={len(self._ops_buf)} transfers={len(self._xfer_buf)} "
+                f"memory={len(self._mem_buf)} metrics={len(self._met_buf)}>")
+
+    # ---- the hot path -------------------------------------------------------------
+    def on_op(self, op: Any, be: Any, args: tuple, outputs: tuple, start_ns: int, duration_ns: int,
+              phase: str) -> None:
+        """Called by dispatch after every op while this recorder is active."""
+        info = self._backends.get(be)
+        if info is None:
+            info = self._register_backend(be)
+        bname, device, shape_of, nbytes_of, dtype_of, timer = info
+        T = _Tensor
+        shapes = []
+        nin = 0
+        for a in args:
+            if isinstance(a, T):
+                d = a._data
+                shapes.append(shape_of(d))
+                nin += nbytes_of(d)
+        out = outputs[0]
+        od = out._data
+        nout = nbytes_of(od)
+        if len(outputs) > 1:
+            for o in outputs[1:]:
+                nout += nbytes_of(o._data)
+        node = out._node
+        seq = next(self._seq)
+        row = (seq, op.name, bname, device, phase, tuple(shapes), dtype_of(od), start_ns, duration_ns,
+               None if timer is None else timer.mark(), nin, nout,
+               None if node is None else id(node), _get_ident(), self._step)
+        stage = self._op_stage
+        stage.append(row)
+        if len(stage) >= self._op_chunk:
+            self._ops_buf.flush()
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self._countdown = self._memory_every
+            self.sample_memory()
+        bus = self._bus
+        if bus is not None and bus.has_subscribers(TOPIC_OP):
+            bus.publish(TOPIC_OP, self._op_payload(row))
+
+    def on_transfer(self, src: str, dst: str, nbytes: int, start_ns: int, duration_ns: int) -> None:
+        """Called through ``backends.base.report_transfer`` for each host<->device copy."""
+        row = (next(self._seq), str(src), str(dst), int(nbytes), int(start_ns), int(duration_ns),
+               _get_ident(), self._step)
+        self._xfer_buf.append(row)
+        bus = self._bus
+        if bus is not None and bus.has_subscribers(TOPIC_TRANSFER):
+            bus.publish(TOPIC_TRANSFER, dict(zip(TRANSFERS_SCHEMA, row, strict=True)))
+
+    def _register_backend(self, be: Any) -> tuple:
+        with self._lock:
+            info = self._backends.get(be)
+            if info is not None:
+                return info
+            cls = type(be)
+            numpy_native = getattr(be, "native_type", None) is np.ndarray
+            # NumPy arrays answer shape/nbytes directly: skip the protocol's method call
+            shape_of = attrgetter("shape") if numpy_native and cls.shape_of is Backend.shape_of else be.shape_of
+            nbytes_of = attrgetter("nbytes") if numpy_native and cls.nbytes_of is Backend.nbytes_of else be.nbytes_of
+            dtype_of = attrgetter("dtype") if numpy_native else be.dtype_of
+            timer = self._open_timer(be) if self.device_timing else None
+            info = (be.name, str(be.device), shape_of, nbytes_of, dtype_of, timer)
+            self._backends = {**self._backends, be: info}
+            return info
+
+    def _open_timer(self, be: Any) -> Any:
+        factory = getattr(be, "device_timer", None)
+        if not callable(factory):
+            return None
+        key = str(be.device)
+        if key in self._timers:
+            return self._timers[key][1]
+        try:
+            cm = factory()
+            if cm is None:
+                return None
+            timer = cm.__enter__()
+        except Exception as exc:  # a broken timer costs device timing, not the run
+            self._warn_timer(be.name, exc)
+            return None
+        self._timers[key] = (cm, timer)
+        return timer
+
+    def _close_timers(self) -> None:
+        with self._lock:
+            timers, self._timers = self._timers, {}
+            self._backends = {}
+        for cm, _timer in timers.values():
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+
+    def _warn_timer(self, backend: str, exc: Exception) -> None:
+        if not self._timer_warned:
+            self._timer_warned = True
+            warnings.warn(f"telemetry: the device timer of backend '{backend}' failed ({type(exc).__name__}: "
+                          f"{exc}); its ops are timed on the host (timing='host')", RuntimeWarning, stacklevel=3)
+
+    def _op_payload(self, row: tuple) -> dict[str, Any]:
+        (seq, op, bname, device, phase, shapes, dt, start, dur, _tok, nin, nout, node, thread, step) = row
+        isz = getattr(dt, "itemsize", 0) or 0
+        flops = self._flops(op, shapes, nout // isz if isz else 0)
+        return {"seq": seq, "op": op, "backend": bname, "device": device, "phase": phase,
+                "shapes": [list(s) for s in shapes], "dtype": dt.name, "start_ns": start,
+                "duration_ns": dur, "timing": "host", "host_ns": dur, "bytes_in": nin,
+                "bytes_out": nout, "flops": flops, "node": node, "thread": thread, "step": step}
+
+    # ---- conversion (a chunk at a time) -------------------------------------------
+    def _flops(self, op: str, shapes: tuple, out_numel: int) -> int | None:
+        rule = self._flop_rules.get(op)
+        if rule is None:
+            rule = self._flop_rules[op] = flops_rule(op)
+        try:
+            return int(rule(shapes, out_numel))
+        except Exception:  # a custom estimate that fails leaves the cell empty
+            return None
+
+    def _convert_ops(self, rows: list[tuple]) -> pl.DataFrame:
+        (seq, op, backend, device, phase, shapes, dtypes, start, host, tokens, nin, nout, node,
+         thread, step) = zip(*rows, strict=True)
+        n = len(rows)
+        names = []
+        flops = []
+        fl = self._flops
+        for o, shp, dt, bo in zip(op, shapes, dtypes, nout, strict=True):
+            names.append(dt.name)
+            isz = dt.itemsize
+            flops.append(fl(o, shp, bo // isz if isz else 0))
+        duration: list[int] | tuple[int, ...] = host
+        timing: list[str] = ["host"] * n
+        if any(t is not None for t in tokens):
+            duration, timing = self._resolve_device_times(backend, device, tokens, host)
+        return pl.DataFrame({
+            "seq": seq, "op": op, "backend": backend, "device": device, "phase": phase,
+            "shapes": _shapes_series(shapes), "dtype": names, "start_ns": start,
+            "duration_ns": duration, "timing": timing, "host_ns": host, "bytes_in": nin,
+            "bytes_out": nout, "flops": flops, "node": node, "thread": thread, "step": step,
+        }, schema=OPS_SCHEMA)
+
+    def _resolve_device_times(self, backend: tuple, device: tuple, tokens: tuple,
+                              host: tuple) -> tuple[list[int], list[str]]:
+        duration = list(host)
+        timing = ["host"] * len(host)
+        by_device: dict[str, list[int]] = {}
+        for i, tok in enumerate(tokens):
+            if tok is not None:
+                by_device.setdefault(device[i], []).append(i)
+        for dev, idx in by_device.items():
+            entry = self._timers.get(dev)
+            if entry is None:
+                continue
+            try:
+                elapsed = list(entry[1].elapsed_ns([tokens[i] for i in idx]))
+            except Exception as exc:
+                self._warn_timer(backend[idx[0]], exc)
+                continue
+            for i, ns in zip(idx, elapsed, strict=False):
+                if ns is not None:
+                    duration[i] = int(ns)
+                    timing[i] = "device"
+        return duration, timing
+
+    # ---- memory -------------------------------------------------------------------
+    def sample_memory(self) -> None:
+        """Append one memory sample per started backend (``memory_stats()`` or process RSS)."""
+        from ..backends import loaded_backends
+
+        now = _perf_ns()
+        cpu_done = False
+        for be in loaded_backends():
+            stats = getattr(be, "memory_stats", None)
+            if not callable(stats):
+                continue
+            try:
+                s = stats() or {}
+            except Exception:  # a failing probe loses one sample, not the run
+                continue
+            self._mem_buf.append((be.name, str(be.device), now, _int_or_none(s.get("allocated_bytes")),
+                                  _int_or_none(s.get("peak_bytes")), "memory_stats"))
+            cpu_done = cpu_done or be.name == "cpu"
+        if not cpu_done:
+            # NumPy has no allocator statistics that are cheap to read: the process's
+            # resident set stands in for the cpu backend
+            rss, peak = process_memory()
+            self._mem_buf.append(("cpu", "cpu", now, rss, peak, "process_rss"))
+
+    # ---- metrics ------------------------------------------------------------------
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        """Record metrics (``loss=0.3, accuracy=0.9``) at ``step``.
+
+        Parameters
+        ----------
+        step : int, optional
+            The step these values belong to; omitted, the step after the last one
+            logged (0 first). Ops recorded afterwards carry this step.
+        **metrics
+            Numbers, or single-element tensors / arrays.
+        """
+        if step is None:
+            step = 0 if self._step is None else self._step + 1
+        elif isinstance(step, bool) or not isinstance(step, int | np.integer):
+            raise TelemetryError(f"log(step=...) expects an int; got {type(step).__name__} {step!r}")
+        step = int(step)
+        now = _perf_ns()
+        rows = [(step, name, _to_float(name, value), now) for name, value in metrics.items()]
+        self._step = step
+        for r in rows:
+            self._met_buf.append(r)
+        if self._active:
+            self.sample_memory()
+        bus = self._bus
+        if rows and bus is not None and bus.has_subscribers(TOPIC_METRIC):
+            for r in rows:
+                bus.publish(TOPIC_METRIC, dict(zip(METRICS_SCHEMA, r, strict=True)))
+
+    # ---- Trainer callback protocol ----------------------------------------------------
+    def on_fit_start(self, trainer: Any) -> None:
+        """Start recording if not already (and stop again in :meth:`on_fit_end`)."""
+        if not self._active:
+            self.start()
+            self._owns_fit = True
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        self.log(step=self._trainer_step(trainer), epoch=epoch)
+
+    def on_step_end(self, trainer: Any, step: int, logs: dict[str, Any] | None = None) -> None:
+        """Log the step's numeric values (loss, lr, ...) at ``step``."""
+        self.log(step=int(step), **_numeric(logs))
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.log(step=self._trainer_step(trainer), **_numeric(logs))
+
+    def on_validation_end(self, trainer: Any, epoch: int, metrics: dict[str, Any] | None = None) -> None:
+        """Log validation metrics, prefixed ``val_`` unless they already are."""
+        vals = {k if k.startswith("val") else f"val_{k}": v for k, v in _numeric(metrics).items()}
+        self.log(step=self._trainer_step(trainer), **vals)
+
+    def on_fit_end(self, trainer: Any) -> None:
+        if self._owns_fit:
+            self._owns_fit = False
+            self.stop()
+
+    def _trainer_step(self, trainer: Any) -> int:
+        for attr in ("global_step", "step"):
+            v = getattr(trainer, attr, None)
+            if isinstance(v, int) and not isinstance(v, bool):
+                return v
+        return 0 if self._step is None else self._step
+
+
+# ---------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------
+
+_Tensor: Any = None
+
+
+def _bind_tensor() -> None:
+    global _Tensor
+    from ..tensor import Tensor
+
+    _Tensor = Tensor
+
+
+_bind_tensor()
+
+
+def _convert(schema: dict[str, pl.DataType]) -> Any:
+    names = list(schema)
+
+    def convert(rows: list[tuple]) -> pl.DataFrame:
+        cols = zip(*rows, strict=True)
+        return pl.DataFrame(dict(zip(names, cols, strict=True)), schema=schema)
+
+    return convert
+
+
+def _shapes_series(shapes: tuple) -> pl.Series:
+    """Tuples of shape tuples -> List(List(Int64)); each distinct value is converted once."""
+    index: dict[tuple, int] = {}
+    uniq: list[list[list[int]]] = []
+    pos = []
+    get = index.get
+    for s in shapes:
+        k = get(s)
+        if k is None:
+            k = index[s] = len(uniq)
+            uniq.append([list(d) for d in s])
+        pos.append(k)
+    return pl.Series(uniq, dtype=_SHAPES_DTYPE).gather(pl.Series(pos, dtype=pl.UInt32))
+
+
+def _to_float(name: str, value: Any) -> float:
+    try:
+        if hasattr(value, "item"):
+            value = value.item()
+        return float(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        msg = (f"log({name}=...) expects a number or a single-element tensor; got "
+               f"{type(value).__name__} {value!r:.60}")
+        raise TelemetryError(msg) from exc
+
+
+def _numeric(logs: dict[str, Any] | None) -> dict[str, Any]:
+    out = {}
+    for k, v in (logs or {}).items():
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int | float | np.number):
+            out[k] = v
+        elif hasattr(v, "numel") and v.numel() == 1:
+            out[k] = v
+        elif isinstance(v, np.ndarray) and v.size == 1:
+            out[k] = v
+    return out
+
+
+def _int_or_none(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def process_memory() -> tuple[int | None, int | None]:
+    """This process's resident set size and its peak, in bytes (None where the OS does not say)."""
+    rss = peak = None
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            rss = int(f.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        import sys
+
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
+    except (ImportError, OSError, ValueError):
+        pass
+    return rss, peak
+
+
+try:
+    import os as _os
+
+    _PAGE_SIZE = _os.sysconf("SC_PAGE_SIZE")
+except (AttributeError, ValueError, OSError):
+    _PAGE_SIZE = 4096
