@@ -247,7 +247,7 @@ def run_torch(fn: Callable[..., Any], inputs: Sequence[Any], *, dtype: str = "fl
         return res
     w = [torch.tensor(a.astype(dtype)) for a in _weights(seed, [tuple(o.shape) for o in live], 1)]
     g1 = torch.autograd.grad(live, diff, w, create_graph=order > 1, allow_unused=True)
-    res.grads = [z if g is None else g.detach().numpy().astype(np.float64) for g, z in zip(g1, zeros, strict=True)]
+    res.grads = [z if g is None else g.detach().numpy(force=True).astype(np.float64) for g, z in zip(g1, zeros, strict=True)]
     if order < 2:
         return res
     v = _weights(seed, [tuple(x.shape) for x in diff], 2)
@@ -257,7 +257,7 @@ def run_torch(fn: Callable[..., Any], inputs: Sequence[Any], *, dtype: str = "fl
         res.grads2 = zeros
         return res
     g2 = torch.autograd.grad(sum(terms), diff, allow_unused=True)
-    res.grads2 = [z if g is None else g.detach().numpy().astype(np.float64) for g, z in zip(g2, zeros, strict=True)]
+    res.grads2 = [z if g is None else g.detach().numpy(force=True).astype(np.float64) for g, z in zip(g2, zeros, strict=True)]
     return res
 
 

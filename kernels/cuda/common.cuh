@@ -1,9 +1,9 @@
 // Helpers shared by the spiraltorch_nb CUDA kernels: typed math, special values and
 // block-wide reductions.
 //
-// The Python side (spiraltorch_nb/backends/cuda/fused.py) pastes this file in place of
-// the `#include "common.cuh"` line before handing a kernel file to cupy.RawModule, so
-// CuPy's compile cache sees the full source; `nvcc --ptx` finds it as a normal include.
+// The Python side (spiraltorch_nb/backends/cuda/fused.py) pastes this file over each
+// kernel file's include of it before handing the source to cupy.RawModule, so CuPy's
+// compile cache hashes the full program; `nvcc --ptx` finds it as a normal include.
 // Nothing here needs a host header: NVRTC compiles it as is.
 #pragma once
 

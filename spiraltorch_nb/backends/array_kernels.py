@@ -262,11 +262,16 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
             cupyx.scatter_add(out, key, v)
 
     def gather(x: Any, index: Any, dim: int) -> Any:
+        # as in torch, the index may be smaller than x along the other dims (NumPy would broadcast)
+        if index.ndim == x.ndim and index.shape != x.shape:
+            x = x[tuple(slice(None) if d == dim else slice(0, s) for d, s in enumerate(index.shape))]
         return xp.take_along_axis(x, index, axis=dim)
 
     def gather_grad(g: Any, index: Any, dim: int, shape: tuple[int, ...]) -> Any:
         out = xp.zeros(shape, dtype=g.dtype)
-        idx = list(xp.indices(index.shape, sparse=True))
+        # open-grid indices built by hand: cupy.indices has no ``sparse`` argument
+        nd = index.ndim
+        idx = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (nd - i - 1)) for i, n in enumerate(index.shape)]
         idx[dim] = index
         _add_at(out, tuple(idx), g)
         return out

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from . import functional, init
+from . import discovery, functional, init
 from ._state import IncompatibleKeys, StateDictError, StateDictReport
 from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .attention import MultiheadAttention
@@ -25,7 +25,7 @@ from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
-    "functional", "init",
+    "discovery", "functional", "init",
     "Module", "ModuleError", "HookHandle", "Parameter", "is_parameter",
     "StateDictError", "StateDictReport", "IncompatibleKeys",
     "Sequential", "ModuleList", "ModuleDict",

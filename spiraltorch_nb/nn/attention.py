@@ -34,7 +34,9 @@ class MultiheadAttention(Module):
 
     Inputs are (L, N, E) or, with ``batch_first=True``, (N, L, E); unbatched (L, E) works too.
     Masks follow PyTorch: a boolean ``True`` marks a position that may *not* be attended;
-    a float mask is added to the scores.
+    a float mask is added to the scores. A query whose every key is masked gets zero
+    attention weights (PyTorch's ``need_weights=False`` path does the same; its
+    ``need_weights=True`` path returns NaN there).
 
     Parameters
     ----------
@@ -193,7 +195,12 @@ class MultiheadAttention(Module):
         scores = (q * (1.0 / math.sqrt(d))) @ k.transpose(-1, -2)
         if mask is not None:
             scores = scores + mask
-        attn = scores.softmax(-1)
+            # a query that may attend to nothing gets zero weights (as PyTorch's fused path), not NaN
+            dead = scores.amax(dim=-1, keepdim=True) == -math.inf
+            scores = _d("where", dead, 0.0, scores)
+            attn = _d("where", dead, 0.0, scores.softmax(-1))
+        else:
+            attn = scores.softmax(-1)
         if self.dropout > 0.0 and self.training:
             attn = F.dropout(attn, self.dropout)
         out = (attn @ v).transpose(1, 2).reshape(n, tgt, e)

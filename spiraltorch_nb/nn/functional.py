@@ -146,9 +146,13 @@ def _cross_entropy_composite(input: Any, target: Any, weight: Any, ignore_index:
         return nll
     n_cls = logp.shape[1]
     valid = (target != ignore_index).to(logp.dtype)
-    smooth = -logp.mean(dim=1) * valid
-    smooth = smooth.sum() / valid.sum() if reduction == "mean" else _reduce(smooth, reduction, "cross_entropy")
-    del n_cls
+    if weight is None:
+        smooth = -logp.mean(dim=1) * valid
+        denom = valid.sum()
+    else:  # as PyTorch: class-weighted smoothing term, normalized by the targets' weights
+        smooth = -(logp * weight.reshape((1, n_cls) + (1,) * (logp.ndim - 2))).sum(dim=1) * (valid / n_cls)
+        denom = (weight[_d("where", valid > 0, target, 0)] * valid).sum()
+    smooth = smooth.sum() / denom if reduction == "mean" else _reduce(smooth, reduction, "cross_entropy")
     return nll * (1 - label_smoothing) + smooth * label_smoothing
 
 
@@ -218,6 +222,10 @@ def layer_norm(x: Any, normalized_shape: Sequence[int] | int, weight: Any = None
     if tuple(x.shape[-len(ns):]) != ns:
         raise ShapeError(f"layer_norm: the input's trailing shape {tuple(x.shape[-len(ns):])} does not match "
                          f"normalized_shape {ns}", op="layer_norm", shapes=(tuple(x.shape), ns))
+    if x.device.type == "cuda" and ns:  # one fused kernel instead of eight elementwise passes
+        from ..ops.fused import layer_norm as _fused_layer_norm
+
+        return _fused_layer_norm(x, ns, weight, bias, eps)
     dims = tuple(range(x.ndim - len(ns), x.ndim))
     mu = x.mean(dim=dims, keepdim=True)
     xc = x - mu

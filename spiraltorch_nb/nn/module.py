@@ -424,6 +424,11 @@ class Module:
 
         def convert(t: Tensor) -> Tensor:
             if device is not None and t.device != device:
+                from ..backends import get_backend
+
+                if t.dtype.name == "int64" and t.dtype not in get_backend(device).dtypes:
+                    # counters such as BatchNorm's num_batches_tracked, on devices without 64-bit ints (wgpu)
+                    t = t.to("int32")
                 t = t.to(device)
             if dtype is not None and t.dtype.is_floating_point and t.dtype is not dtype:
                 t = t.to(dtype)

@@ -29,7 +29,8 @@ class MaxPool2d(Module):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}"
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode=False")
 
 
 class AvgPool2d(Module):
@@ -60,7 +61,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size: Any) -> None:
         super().__init__()
-        self.output_size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+        self.output_size = output_size if isinstance(output_size, int) else tuple(output_size)
 
     def forward(self, x: Tensor) -> Tensor:
         from ..functions import cat
@@ -69,8 +70,9 @@ class AdaptiveAvgPool2d(Module):
             raise ShapeError(f"AdaptiveAvgPool2d expects (N, C, H, W); got shape {tuple(x.shape)}",
                              op="adaptive_avg_pool2d", shapes=(tuple(x.shape),))
         h, w = x.shape[2], x.shape[3]
-        oh = h if self.output_size[0] is None else self.output_size[0]
-        ow = w if self.output_size[1] is None else self.output_size[1]
+        size = (self.output_size,) * 2 if isinstance(self.output_size, int) else self.output_size
+        oh = h if size[0] is None else size[0]
+        ow = w if size[1] is None else size[1]
         if h % oh == 0 and w % ow == 0:
             return F.avg_pool2d(x, (h // oh, w // ow))
         rows = []

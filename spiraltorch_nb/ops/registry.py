@@ -139,6 +139,10 @@ class OperatorRegistry:
                 raise OperatorError(
                     f"an operator named '{op.name}' is already registered; pass replace=True to swap it, "
                     f"or choose another name", op=op.name)
+            if old is not None and old.builtin and not op.builtin:
+                raise OperatorError(
+                    f"'{op.name}' is a built-in operator and cannot be replaced by a custom one; "
+                    f"choose another name (e.g. 'my_{op.name}')", op=op.name)
             for be_name, kernels in self._backend_kernels.items():
                 fwd = kernels.get(op.name)
                 if fwd is not None and be_name not in op.forwards:
@@ -163,12 +167,15 @@ class OperatorRegistry:
                 self._ops[op.name] = old
 
     def unregister(self, name: str) -> Operator:
-        """Remove an operator and return it."""
+        """Remove an operator and return it (built-in operators cannot be removed)."""
         with self._lock:
-            try:
-                return self._ops.pop(name)
-            except KeyError:
-                raise self._unknown(name) from None
+            op = self._ops.get(name)
+            if op is None:
+                raise self._unknown(name)
+            if op.builtin:
+                raise OperatorError(f"'{name}' is a built-in operator; only custom operators can be unregistered",
+                                    op=name)
+            return self._ops.pop(name)
 
     def get(self, name: str) -> Operator:
         op = self._ops.get(name)
@@ -196,8 +203,10 @@ class OperatorRegistry:
         """Operator names, optionally only those that run on ``backend`` (natively or composed)."""
         ops = self._ops.values()
         if backend is not None:
-            from ..backends import get_backend, probe
+            from ..backends import BACKEND_MODULES, get_backend, probe
 
+            if backend not in BACKEND_MODULES:
+                raise OperatorError(f"unknown backend {backend!r}; expected one of {', '.join(BACKEND_MODULES)}")
             if probe(backend)["available"]:
                 get_backend(backend)  # kernels install on first use
             ops = [op for op in ops if op.supports(backend)]
@@ -438,6 +447,10 @@ def _forward_error(op: Operator, be: Any, args: tuple, exc: Exception) -> Spiral
             err = _IndexShapeError(msg, op=op.name, shapes=shapes)
         return err
     if isinstance(exc, TypeError):
+        if not op.builtin and op.num_inputs >= 0 and len(args) != op.num_inputs:
+            msg = (f"{op.name}() takes {op.num_inputs} input(s) but was called with {len(args)}: "
+                   f"{_describe_args(args)}; pass keyword attributes by name")
+            return OperatorError(msg, op=op.name, backend=be.name)
         return DTypeError(f"{what}: {exc}", op=op.name)
     return OperatorError(f"{what} failed: {type(exc).__name__}: {exc}", op=op.name, backend=be.name)
 

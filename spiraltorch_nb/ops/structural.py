@@ -47,9 +47,24 @@ def _mean_bwd(i: Any, o: Any, g: Any, dim: Any = None, keepdim: bool = False) ->
 
 
 def _prod_bwd(i: Any, o: Any, g: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    # d prod / d x_i is the product of the other entries; dividing the product by x_i gives
+    # NaN at a zero, so zeros are handled apart: with one zero in a slice, the zero's entry
+    # is the product of the rest and every other entry is (the zero) * rest / x_i, which is
+    # 0 but keeps the right second derivative; with two or more zeros all entries are 0
+    # (exact, but their second derivatives are then 0: a known limitation)
     x = i[0]
-    out = x.prod(dim=dim, keepdim=True) if dim is not None else x.prod().reshape((1,) * x.ndim)
-    return (_expand_back(g[0], x, dim, keepdim) * out.expand(x.shape) / x,)
+    zero = x == 0
+    safe = dispatch("where", zero, 1.0, x)
+
+    def keep(t: Any) -> Any:
+        return t.reshape((1,) * x.ndim) if dim is None else t
+
+    rest = keep(safe.prod(dim=dim, keepdim=True))
+    count = keep(zero.sum(dim=dim, keepdim=True))
+    the_zero = keep(dispatch("where", zero, x, 0.0).sum(dim=dim, keepdim=True))
+    others = dispatch("where", count == 0, rest / safe, dispatch("where", zero, rest, the_zero * rest / safe))
+    others = dispatch("where", count > 1, 0.0, others)
+    return (_expand_back(g[0], x, dim, keepdim) * others,)
 
 
 def _extreme_bwd(i: Any, o: Any, g: Any, dim: Any = None, keepdim: bool = False) -> Any:
@@ -89,7 +104,8 @@ def _matmul_bwd(i: Any, o: Any, g: Any) -> Any:
     A = a.unsqueeze(0) if a1 else a
     B = b.unsqueeze(-1) if b1 else b
     if a1:
-        G = G.unsqueeze(-2)
+        # vector @ vector gives a 0-d gradient: it becomes (1,) here, then (1, 1) below
+        G = G.unsqueeze(-2) if G.ndim else G.unsqueeze(0)
     if b1:
         G = G.unsqueeze(-1)
     ga = gb = None

@@ -27,8 +27,8 @@ def adam_update(ops: Any, p: Tensor, grad: Tensor, state: dict[str, Any], lr: fl
                 eps: float, weight_decay: float, amsgrad: bool, maximize: bool, decoupled: bool) -> tuple[Tensor, Tensor, float]:
     """Apply one Adam(W) update to ``p`` in place.
 
-    Returns ``(exp_avg, denom, step_size)`` so that callers can form the update
-    direction ``exp_avg / denom * step_size / lr`` (the hypergradient optimizers do).
+    Returns ``(exp_avg, denom, bias_correction1)``: the update was
+    ``p -= lr / bias_correction1 * exp_avg / denom`` (the hypergradient optimizers use it).
     """
     g = ops.neg(grad) if maximize else grad
     if not state:
@@ -61,7 +61,7 @@ def adam_update(ops: Any, p: Tensor, grad: Tensor, state: dict[str, Any], lr: fl
     else:
         denom = ops.sqrt_scale_shift(exp_avg_sq, bias_correction2_sqrt, eps)
     ops.addcdiv_(p, exp_avg, denom, -step_size)
-    return exp_avg, denom, step_size
+    return exp_avg, denom, bias_correction1
 
 
 class Adam(Optimizer):

@@ -270,10 +270,10 @@ class ConstantLR(LRScheduler):
             return [lr * self.factor for lr in groups]
         if self.last_epoch != self.total_iters:
             return groups
-        return [lr / self.factor for lr in groups]
+        return [lr * (1.0 / self.factor) for lr in groups]
 
     def _get_closed_form_lr(self) -> list[float]:
-        f = self.factor if self.last_epoch < self.total_iters else 1.0
+        f = self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor)
         return [base * f for base in self.base_lrs]
 
 

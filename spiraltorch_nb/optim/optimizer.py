@@ -75,6 +75,9 @@ class Optimizer:
             raise OptimizerError(
                 f"{type(self).__name__}: params must be an iterable of tensors or of group dicts; got a "
                 "single Tensor. Wrap it in a list: [w]")
+        if isinstance(params, set | frozenset):
+            raise OptimizerError(f"{type(self).__name__}: parameters must be an ordered collection (a list), not a "
+                                 "set, so that state dicts match parameters by position; use list(...) instead")
         groups = list(params)
         if not groups:
             raise OptimizerError(f"{type(self).__name__} got an empty parameter list; pass model.parameters() "

@@ -119,9 +119,9 @@ class TelemetryFrames:
     def summary(self, by: tuple[str, ...] | list[str] = ("op", "backend"), phase: str | None = None) -> pl.DataFrame:
         """Per op and backend: count, total/mean/p50/p95 time, share, bytes and GFLOP/s.
 
-        See :func:`spiraltorch_nb.telemetry.compare.summarize` for the columns.
+        See :func:`spiraltorch_nb.telemetry.comparison.summarize` for the columns.
         """
-        from .compare import summarize
+        from .comparison import summarize
 
         return summarize(self.ops, by=by, phase=phase)
 

@@ -47,7 +47,7 @@ import polars as pl
 from ..backends.base import Backend
 from ..ops import registry as _registry
 from .buffers import EventBuffer
-from .costs import flops_rule
+from .costs import flops_column, flops_rule
 from .frames import (
     MEMORY_SCHEMA,
     METRICS_SCHEMA,
@@ -153,6 +153,7 @@ class Recorder(TelemetryFrames):
         self._backends: dict[Any, tuple] = {}
         self._timers: dict[str, tuple[Any, Any]] = {}  # backend name -> (context manager, timer)
         self._flop_rules: dict[str, Any] = {}
+        self._dtype_info: dict[Any, tuple[str, int]] = {}
         self._memory_every = memory_every or math.inf
         self._countdown: float = math.inf
         self._step: int | None = None
@@ -281,37 +282,60 @@ class Recorder(TelemetryFrames):
         info = self._backends.get(be)
         if info is None:
             info = self._register_backend(be)
-        bname, device, shape_of, nbytes_of, dtype_of, timer = info
         T = _Tensor
         shapes = []
         nin = 0
-        for a in args:
-            if isinstance(a, T):
-                d = a._data
-                shapes.append(shape_of(d))
-                nin += nbytes_of(d)
         out = outputs[0]
         od = out._data
-        nout = nbytes_of(od)
-        if len(outputs) > 1:
-            for o in outputs[1:]:
-                nout += nbytes_of(o._data)
+        if info[2]:
+            # NumPy arrays: read the attributes the Backend protocol's defaults would read
+            for a in args:
+                if isinstance(a, T):
+                    d = a._data
+                    shapes.append(d.shape)
+                    nin += d.nbytes
+            nout = od.nbytes
+            dt = od.dtype
+            if len(outputs) > 1:
+                for o in outputs[1:]:
+                    nout += o._data.nbytes
+        else:
+            shape_of, nbytes_of = info[3], info[4]
+            for a in args:
+                if isinstance(a, T):
+                    d = a._data
+                    shapes.append(shape_of(d))
+                    nin += nbytes_of(d)
+            nout = nbytes_of(od)
+            dt = info[5](od)
+            if len(outputs) > 1:
+                for o in outputs[1:]:
+                    nout += nbytes_of(o._data)
+        timer = info[6]
         node = out._node
-        seq = next(self._seq)
-        row = (seq, op.name, bname, device, phase, tuple(shapes), dtype_of(od), start_ns, duration_ns,
+        row = (next(self._seq), op.name, info, phase, tuple(shapes), dt, start_ns, duration_ns,
                None if timer is None else timer.mark(), nin, nout,
                None if node is None else id(node), _get_ident(), self._step)
         stage = self._op_stage
         stage.append(row)
-        if len(stage) >= self._op_chunk:
-            self._ops_buf.flush()
-        self._countdown -= 1
-        if self._countdown <= 0:
-            self._countdown = self._memory_every
-            self.sample_memory()
+        if len(stage) >= self._trigger:
+            self._on_trigger()
         bus = self._bus
         if bus is not None and bus.has_subscribers(TOPIC_OP):
             bus.publish(TOPIC_OP, self._op_payload(row))
+
+    def _on_trigger(self) -> None:
+        """The stage reached a chunk or a memory-sampling point (one check per op covers both)."""
+        with self._lock:
+            staged = len(self._op_stage)
+            if self._flushed + staged >= self._next_memory:
+                self._next_memory = self._flushed + staged + self._memory_every
+                self.sample_memory()
+            if staged >= self._op_chunk:
+                before = len(self._ops_buf)
+                self._ops_buf.flush()
+                self._flushed += staged + len(self._ops_buf) - before - len(self._op_stage) + len(self._op_stage)
+            self._trigger = max(1, min(self._op_chunk, self._next_memory - self._flushed))
 
     def on_transfer(self, src: str, dst: str, nbytes: int, start_ns: int, duration_ns: int) -> None:
         """Called through ``backends.base.report_transfer`` for each host<->device copy."""
@@ -328,13 +352,11 @@ class Recorder(TelemetryFrames):
             if info is not None:
                 return info
             cls = type(be)
-            numpy_native = getattr(be, "native_type", None) is np.ndarray
-            # NumPy arrays answer shape/nbytes directly: skip the protocol's method call
-            shape_of = attrgetter("shape") if numpy_native and cls.shape_of is Backend.shape_of else be.shape_of
-            nbytes_of = attrgetter("nbytes") if numpy_native and cls.nbytes_of is Backend.nbytes_of else be.nbytes_of
-            dtype_of = attrgetter("dtype") if numpy_native else be.dtype_of
+            # the numpy fast path reads .shape/.nbytes/.dtype exactly as the protocol's defaults do
+            numpy_native = (getattr(be, "native_type", None) is np.ndarray and cls.shape_of is Backend.shape_of
+                            and cls.nbytes_of is Backend.nbytes_of)
             timer = self._open_timer(be) if self.device_timing else None
-            info = (be.name, str(be.device), shape_of, nbytes_of, dtype_of, timer)
+            info = (be.name, str(be.device), numpy_native, be.shape_of, be.nbytes_of, be.dtype_of, timer)
             self._backends = {**self._backends, be: info}
             return info
 
@@ -372,7 +394,7 @@ class Recorder(TelemetryFrames):
 
     def _op_payload(self, row: tuple) -> dict[str, Any]:
         (seq, op, bname, device, phase, shapes, dt, start, dur, _tok, nin, nout, node, thread, step) = row
-        isz = getattr(dt, "itemsize", 0) or 0
+        isz = dt.itemsize
         flops = self._flops(op, shapes, nout // isz if isz else 0)
         return {"seq": seq, "op": op, "backend": bname, "device": device, "phase": phase,
                 "shapes": [list(s) for s in shapes], "dtype": dt.name, "start_ns": start,
@@ -393,22 +415,25 @@ class Recorder(TelemetryFrames):
         (seq, op, backend, device, phase, shapes, dtypes, start, host, tokens, nin, nout, node,
          thread, step) = zip(*rows, strict=True)
         n = len(rows)
-        names = []
-        flops = []
-        fl = self._flops
-        for o, shp, dt, bo in zip(op, shapes, dtypes, nout, strict=True):
-            names.append(dt.name)
-            isz = dt.itemsize
-            flops.append(fl(o, shp, bo // isz if isz else 0))
+        dt_info = self._dtype_info
+        for dt in dict.fromkeys(dtypes):
+            if dt not in dt_info:
+                dt_info[dt] = (dt.name, dt.itemsize or 1)
+        names = [dt_info[dt][0] for dt in dtypes]
+        itemsize = pl.Series([dt_info[dt][1] for dt in dtypes], dtype=pl.Int64)
+        shapes_col = _shapes_series(shapes)
+        op_col = pl.Series(op, dtype=pl.String)
+        nout_col = pl.Series(nout, dtype=pl.Int64)
+        flops = flops_column(op_col, shapes_col, nout_col // itemsize)
         duration: list[int] | tuple[int, ...] = host
         timing: list[str] = ["host"] * n
-        if any(t is not None for t in tokens):
+        if tokens.count(None) != n:
             duration, timing = self._resolve_device_times(backend, device, tokens, host)
         return pl.DataFrame({
-            "seq": seq, "op": op, "backend": backend, "device": device, "phase": phase,
-            "shapes": _shapes_series(shapes), "dtype": names, "start_ns": start,
+            "seq": seq, "op": op_col, "backend": backend, "device": device, "phase": phase,
+            "shapes": shapes_col, "dtype": names, "start_ns": start,
             "duration_ns": duration, "timing": timing, "host_ns": host, "bytes_in": nin,
-            "bytes_out": nout, "flops": flops, "node": node, "thread": thread, "step": step,
+            "bytes_out": nout_col, "flops": flops, "node": node, "thread": thread, "step": step,
         }, schema=OPS_SCHEMA)
 
     def _resolve_device_times(self, backend: tuple, device: tuple, tokens: tuple,
@@ -449,8 +474,11 @@ class Recorder(TelemetryFrames):
                 s = stats() or {}
             except Exception:  # a failing probe loses one sample, not the run
                 continue
-            self._mem_buf.append((be.name, str(be.device), now, _int_or_none(s.get("allocated_bytes")),
-                                  _int_or_none(s.get("peak_bytes")), "memory_stats"))
+            # "allocated_bytes"/"peak_bytes" is the protocol; CuPy-pool style "used"/"peak" also work
+            alloc = s.get("allocated_bytes", s.get("used"))
+            peak = s.get("peak_bytes", s.get("peak"))
+            self._mem_buf.append((be.name, str(be.device), now, _int_or_none(alloc), _int_or_none(peak),
+                                  "memory_stats"))
             cpu_done = cpu_done or be.name == "cpu"
         if not cpu_done:
             # NumPy has no allocator statistics that are cheap to read: the process's
@@ -551,17 +579,10 @@ def _convert(schema: dict[str, pl.DataType]) -> Any:
 
 def _shapes_series(shapes: tuple) -> pl.Series:
     """Tuples of shape tuples -> List(List(Int64)); each distinct value is converted once."""
-    index: dict[tuple, int] = {}
-    uniq: list[list[list[int]]] = []
-    pos = []
-    get = index.get
-    for s in shapes:
-        k = get(s)
-        if k is None:
-            k = index[s] = len(uniq)
-            uniq.append([list(d) for d in s])
-        pos.append(k)
-    return pl.Series(uniq, dtype=_SHAPES_DTYPE).gather(pl.Series(pos, dtype=pl.UInt32))
+    index = {s: i for i, s in enumerate(dict.fromkeys(shapes))}
+    uniq = [[list(d) for d in s] for s in index]
+    pos = pl.Series(list(map(index.__getitem__, shapes)), dtype=pl.UInt32)
+    return pl.Series(uniq, dtype=_SHAPES_DTYPE).gather(pos)
 
 
 def _to_float(name: str, value: Any) -> float:
@@ -609,6 +630,8 @@ def process_memory() -> tuple[int | None, int | None]:
         peak = int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
     except (ImportError, OSError, ValueError):
         pass
+    if rss is not None and peak is not None and rss > peak:
+        peak = rss  # the kernel updates the high-water mark lazily
     return rss, peak
 
 

@@ -23,19 +23,21 @@ __all__ = ["PipelineCache", "Pipeline"]
 #: helper files each kernel needs in front of it
 KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "unary": ("common", "math"),
-    "binary": ("common", "math"),
+    "binary": ("common", "math", "binary_ops"),
+    "binary_inplace": ("common", "math", "binary_ops"),
     "where": ("common",),
     "copy": ("common",),
     "fill": ("common",),
     "reduce": ("common",),
     "scan": ("common",),
     "softmax": ("common",),
+    "losses": ("common",),
     "matmul": ("common",),
     "index": ("common",),
     "scatter": ("common",),
     "im2col": ("common",),
-    "random": ("common", "math"),
-    "sort": ("common",),
+    "random": ("common", "math", "philox"),
+    "sort": ("common", "philox"),
 }
 
 #: size in bytes of the parameter window every dispatch gets (128 u32 words)
@@ -97,10 +99,14 @@ class PipelineCache:
         return bgl, pl
 
     def get(self, kernel: str, signature: str, *, entry: str = "main", types: dict[str, str] | None = None,
-            consts: dict[str, Any] | None = None, wg: int = 256) -> Pipeline:
-        """The pipeline for one variant of ``kernel``, compiled on first request."""
+            consts: dict[str, Any] | None = None, wg: int = 256, op: tuple[str, int] | None = None) -> Pipeline:
+        """The pipeline for one variant of ``kernel``, compiled on first request.
+
+        ``op`` = (function name, arity) defines ``fn op`` in the prelude as a call of that
+        function (the elementwise kernels call ``op``).
+        """
         key = (kernel, entry, signature, tuple(sorted((types or {}).items())),
-               tuple(sorted((consts or {}).items())), wg)
+               tuple(sorted((consts or {}).items())), wg, op)
         found = self._pipelines.get(key)
         if found is not None:
             self.stats["hits"] += 1
@@ -109,7 +115,7 @@ class PipelineCache:
             found = self._pipelines.get(key)
             if found is not None:
                 return found
-            code = self._compose(kernel, types or {}, consts or {}, wg)
+            code = self._compose(kernel, types or {}, consts or {}, wg, op)
             bgl, pl = self.layout(signature)
             try:
                 module = self._device.create_shader_module(label=kernel, code=code)
@@ -122,7 +128,8 @@ class PipelineCache:
             self._pipelines[key] = found
             return found
 
-    def _compose(self, kernel: str, types: dict[str, str], consts: dict[str, Any], wg: int) -> str:
+    def _compose(self, kernel: str, types: dict[str, str], consts: dict[str, Any], wg: int,
+                 op: tuple[str, int] | None) -> str:
         lines = []
         if "f16" in types.values():
             if not self._has_f16:
@@ -133,6 +140,12 @@ class PipelineCache:
         lines.append(f"const WG: u32 = {int(wg)}u;")
         for name, value in sorted(consts.items()):
             lines.append(f"const {name}{_const_literal(value)};")
+        if op is not None:
+            fname, arity = op
+            if arity == 1:
+                lines.append(f"fn op(x: C) -> R {{ return {fname}(x); }}")
+            else:
+                lines.append(f"fn op(x: C, y: C) -> R {{ return {fname}(x, y); }}")
         parts = ["// ---- prelude (generated: types and compile-time choices) ----", *lines]
         for dep in (*KERNEL_DEPS.get(kernel, ("common",)), kernel):
             parts.append(f"// ---- {dep}.wgsl ----")

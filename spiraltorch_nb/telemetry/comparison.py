@@ -129,7 +129,7 @@ def compare(a: Any, b: Any, phase: str | None = None) -> pl.DataFrame:
             pl.col("duration_ns").sum().cast(pl.Int64).alias(f"time_{label}_ns"),
             pl.col("duration_ns").mean().cast(pl.Float64).alias(f"mean_{label}_ns"),
         ))
-    joined = sides[0].join(sides[1], on="op", how="full", coalesce=True, maintain_order="left_right")
+    joined = sides[0].join(sides[1], on="op", how="full", coalesce=True)
     joined = joined.with_columns(
         ratio=pl.when(pl.col("mean_a_ns") > 0).then(pl.col("mean_b_ns") / pl.col("mean_a_ns")).otherwise(None))
     return (joined.select(list(COMPARE_SCHEMA)).cast(COMPARE_SCHEMA)

@@ -1,0 +1,177 @@
+"""What every widget shares: front-end assets, routing of user intent, and coalesced flushing.
+
+The front end never changes state itself: it sends ``{"action": name, ...}`` messages
+and :class:`ActionWidget` calls the Python method registered for that action. An
+exception raised by such a call is shown in the widget (its ``error`` trait) and never
+reaches the kernel, so clicking in a widget cannot break a notebook.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+from .._assets import read_asset
+from ..errors import SpiralTorchError
+
+__all__ = ["WidgetError", "ActionWidget", "Coalescer", "widget_asset", "WeakHandler", "subscribe_weak"]
+
+
+class WidgetError(SpiralTorchError, ValueError):
+    """A widget action that cannot be carried out (bad stage index, unknown action...)."""
+
+
+def widget_asset(filename: str) -> str:
+    """The text of one front-end file in ``widgets/`` (``"device_switcher.js"``)."""
+    return read_asset("widgets", filename)
+
+
+def _describe_error(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, SpiralTorchError):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+class ActionWidget(anywidget.AnyWidget):
+    """An anywidget whose front end forwards user intent as named actions.
+
+    Subclasses list the actions the front end may send in ``_actions`` (action name ->
+    method name); the message's other keys are passed as keyword arguments.
+    """
+
+    _actions: ClassVar[dict[str, str]] = {}
+
+    error = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_msg(self._on_front_message)
+
+    def _on_front_message(self, _widget: Any, content: Any, buffers: list[bytes]) -> None:
+        if not isinstance(content, dict) or "action" not in content:
+            return  # not ours (anywidget's own protocol messages pass through here too)
+        action = content.get("action")
+        method = self._actions.get(action)
+        if method is None:
+            self.error = f"the front end sent an unknown action {action!r}; expected one of {sorted(self._actions)}"
+            return
+        args = {k: v for k, v in content.items() if k != "action"}
+        try:
+            getattr(self, method)(**args)
+        except Exception as exc:  # the kernel must never see an exception caused by a click
+            self.error = _describe_error(exc)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class WeakHandler:
+    """A bus handler that calls ``method`` on an object without keeping the object alive.
+
+    The event bus holds its handlers strongly; a widget subscribed through a bound method
+    would never be freed. Once the object is gone the handler unsubscribes itself.
+    """
+
+    __slots__ = ("_ref", "_name", "subscription", "__weakref__")
+
+    def __init__(self, obj: Any, method: str) -> None:
+        self._ref = weakref.ref(obj)
+        self._name = method
+        self.subscription: Any = None
+
+    def __call__(self, event: Any) -> None:
+        obj = self._ref()
+        if obj is None:
+            if self.subscription is not None:
+                self.subscription.unsubscribe()
+            return
+        getattr(obj, self._name)(event)
+
+    def __repr__(self) -> str:  # how the bus names this handler in its warnings
+        obj = self._ref()
+        return f"{type(obj).__name__ if obj is not None else 'widget'}.{self._name}"
+
+
+def subscribe_weak(bus: Any, pattern: str, obj: Any, method: str) -> Any:
+    """Subscribe ``obj.method`` to ``pattern`` on ``bus`` without a strong reference to ``obj``."""
+    handler = WeakHandler(obj, method)
+    handler.subscription = bus.subscribe(pattern, handler)
+    return handler.subscription
+
+
+class Coalescer:
+    """Calls ``flush()`` on a worker thread at most once per ``interval`` seconds, when poked.
+
+    Producers (a training thread publishing one event per step) only call :meth:`poke`,
+    which sets a flag; the worker wakes, flushes once for everything gathered since the
+    last flush, then sleeps ``interval``. So however fast events arrive, the front end gets
+    at most ``1 / interval`` updates per second, and none while nothing changes.
+    ``poll_every`` also wakes the worker periodically without a poke (for sources that are
+    read by polling, such as a recorder's frames) while ``polling()`` returns True.
+    """
+
+    def __init__(self, flush: Callable[[], Any], interval: float = 0.1, *,
+                 poll_every: float | None = None, polling: Callable[[], bool] | None = None,
+                 name: str = "spiraltorch-widget-flush") -> None:
+        self._flush = flush
+        self.interval = float(interval)
+        self._poll_every = poll_every
+        self._polling = polling or (lambda: False)
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._name = name
+        self.flushes = 0
+        self.last_error: BaseException | None = None
+
+    def poke(self) -> None:
+        """Ask for a flush soon (within ``interval``); cheap enough to call on every event."""
+        self._wake.set()
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stopped.is_set():
+                return
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def ensure_running(self) -> None:
+        """Start the worker without a poke (for polled sources)."""
+        if self._thread is None:
+            self._start()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            timeout = self._poll_every if self._poll_every and self._polling() else None
+            woke = self._wake.wait(timeout)
+            if self._stopped.is_set():
+                break
+            self._wake.clear()  # cleared before flushing: an event arriving meanwhile re-arms it
+            try:
+                self._flush()
+                self.flushes += 1
+            except Exception as exc:  # keep flushing later updates; the error is kept for inspection
+                self.last_error = exc
+            if woke or self._poll_every:
+                self._stopped.wait(self.interval)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop the worker (a last flush is not made: call ``flush`` yourself if needed)."""
+        self._stopped.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
