@@ -10,7 +10,7 @@
 //   p[5] target offset   p[6] target stride   p[7] ignore_index (i32)   p[8] eps (f32)
 
 @group(0) @binding(1) var<storage, read> x: array<TA>;
-@group(0) @binding(2) var<storage, read> target: array<TI>;
+@group(0) @binding(2) var<storage, read> tgt: array<TI>;
 @group(0) @binding(3) var<storage, read_write> loss: array<TA>;
 @group(0) @binding(4) var<storage, read_write> valid: array<TA>;
 
@@ -65,7 +65,7 @@ fn cross_entropy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     s = tree(lid, s, false);
     zsum = tree(lid, zsum, false);
     if (lid == 0u && live) {
-        let t = i32(target[pi(5u) + i32(row) * pi(6u)]);
+        let t = i32(tgt[pi(5u) + i32(row) * pi(6u)]);
         if (t == pi(7u)) {
             loss[row] = TA(0.0);
             valid[row] = TA(0.0);

@@ -66,14 +66,14 @@ fn gather_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var rem = i;
     var ioff = pi(2u);
     var goff = pi(3u);
-    var target = 0i;
+    var want = 0i;
     var inside = true;
     for (var k = 0u; k < nd; k++) {
         let d = nd - 1u - k;
         let c = rem % p[8u + d];
         rem = rem / p[8u + d];
         if (d == dim) {
-            target = i32(c);
+            want = i32(c);
         } else {
             if (c >= p[32u + d]) { inside = false; }
             ioff += i32(c) * pi(16u + d);
@@ -86,7 +86,7 @@ fn gather_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         for (var k = 0u; k < p[5]; k++) {
             var j = i32(idx[ioff + i32(k) * pi(16u + dim)]);
             if (j < 0i) { j += i32(size); }
-            if (j == target) { acc += C(vals[goff + i32(k) * pi(24u + dim)]); }
+            if (j == want) { acc += C(vals[goff + i32(k) * pi(24u + dim)]); }
         }
     }
     dst[i] = TA(acc);

@@ -18,6 +18,18 @@ from .base import Backend
 __all__ = ["CPUBackend"]
 
 
+def _cpu_model() -> str:
+    """The processor's marketing name where the OS tells it, else the architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 class CPUBackend(Backend):
     """Runs every op with NumPy (and SciPy for erf)."""
 
@@ -36,7 +48,7 @@ class CPUBackend(Backend):
         except (ValueError, OSError, AttributeError):
             pass
         return {
-            "device_name": platform.processor() or platform.machine(),
+            "device_name": _cpu_model(),
             "cores": os.cpu_count(),
             "memory_total": total,
             "memory_used": None,

@@ -40,6 +40,7 @@ from .._version import __version__
 from ..device import Device
 from ..dtypes import DType, get_dtype
 from ..errors import CheckpointError
+from ..nn._state import to_device
 from ..tensor import Tensor
 
 __all__ = ["save", "load", "read_header", "FORMAT", "FORMAT_VERSION"]
@@ -364,9 +365,8 @@ def _decode(node: Any, tensors: Mapping[str, np.ndarray], device: Any, cache: di
             from ..ops.creation import as_tensor
 
             t = as_tensor(tensors[key])
-            dev = device if device is not None else "cpu"
-            if Device(dev) != t.device:
-                t = t.to(dev)
+            if device is not None:
+                t = to_device(t, device)
             if node.get("requires_grad") and t.dtype.is_floating_point:
                 t.requires_grad_(True)
             cache[key] = t
@@ -431,6 +431,19 @@ def load(path: str | os.PathLike, device: Any = None) -> Any:
                           f"{FORMAT_VERSION!r}; upgrade spiraltorch_nb")
     try:
         structure = json.loads(meta["structure"])
-        return _decode(structure, tensors, device, cache)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise _corrupt(p, f"its structure record cannot be decoded ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise _corrupt(p, f"its structure record is not valid JSON ({exc})") from None
+    missing = [k for k in _tensor_refs(structure) if k not in tensors]
+    if missing:
+        raise _corrupt(p, f"its structure refers to tensors the file does not hold: {missing[:5]}")
+    return _decode(structure, tensors, device, cache)
+
+
+def _tensor_refs(node: Any) -> list[str]:
+    if isinstance(node, list):
+        return [k for v in node for k in _tensor_refs(v)]
+    if isinstance(node, dict):
+        if "$tensor" in node:
+            return [node["$tensor"]]
+        return [k for v in node.values() for k in _tensor_refs(v)]
+    return []

@@ -24,6 +24,7 @@ __all__ = [
     "as_array_or_tensor",
     "shape_of",
     "compare_state",
+    "to_device",
 ]
 
 
@@ -174,3 +175,20 @@ def compare_state(expected: Mapping[str, tuple[int, ...]], given: Mapping[str, A
             else:
                 matched.append(k)
     return StateDictReport(missing, unexpected, mismatched, matched)
+
+
+def to_device(t: Tensor, device: Any) -> Tensor:
+    """``t.to(device)``, except that int64 becomes int32 on devices without 64-bit integers (wgpu).
+
+    Integer state (BatchNorm's batch count, an optimizer's step) is what this narrows;
+    float64 is left for the device to refuse, since narrowing it would lose precision silently.
+    """
+    from ..backends import get_backend
+    from ..device import Device
+
+    dev = Device(device)
+    if t.device == dev:
+        return t
+    if t.dtype.name == "int64" and t.dtype not in get_backend(dev).dtypes:
+        t = t.to("int32")
+    return t.to(dev)

@@ -32,7 +32,7 @@ from ..device import Device
 from ..dtypes import DType, get_dtype
 from ..errors import DTypeError, SpiralTorchError
 from ..tensor import Tensor
-from ._state import IncompatibleKeys, StateDictError, as_array_or_tensor, compare_state
+from ._state import IncompatibleKeys, StateDictError, as_array_or_tensor, compare_state, to_device
 from .parameter import is_parameter, mark_parameter
 
 __all__ = ["Module", "ModuleError", "HookHandle", "StateDictError", "IncompatibleKeys"]
@@ -423,13 +423,8 @@ class Module:
         device, dtype = _parse_to(args, kwargs)
 
         def convert(t: Tensor) -> Tensor:
-            if device is not None and t.device != device:
-                from ..backends import get_backend
-
-                if t.dtype.name == "int64" and t.dtype not in get_backend(device).dtypes:
-                    # counters such as BatchNorm's num_batches_tracked, on devices without 64-bit ints (wgpu)
-                    t = t.to("int32")
-                t = t.to(device)
+            if device is not None:
+                t = to_device(t, device)
             if dtype is not None and t.dtype.is_floating_point and t.dtype is not dtype:
                 t = t.to(dtype)
             return t

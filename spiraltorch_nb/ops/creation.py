@@ -75,6 +75,8 @@ def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool
         data = _nested_numpy(data)
     be = _backend(device)
     dt = get_dtype(dtype) if dtype is not None else infer_dtype(data)
+    if dtype is None and dt is _dt.int64:
+        dt = _default_int(be, data)
     if dt not in be.dtypes:
         _unsupported(dt, be)
     try:
@@ -82,6 +84,20 @@ def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     except (ValueError, TypeError) as exc:
         raise DTypeError(f"cannot build a {dt.name} tensor from {type(data).__name__}: {exc}", dtype=dt) from exc
     return _finish(be.from_numpy(arr), be, requires_grad)
+
+
+def _default_int(be: Any, data: Any = None) -> DType:
+    """The integer dtype of integers given without a dtype: int64, or the backend's own
+    ``default_int`` (int32 on wgpu, which has no 64-bit types); values that do not fit
+    it are an error, never a silent wrap-around."""
+    dt = getattr(be, "default_int", _dt.int64)
+    if dt is not _dt.int64 and data is not None:
+        arr = np.asarray(data)
+        info = np.iinfo(dt.np)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            raise DTypeError(f"integer values in [{arr.min()}, {arr.max()}] do not fit {dt.name}, the integer dtype "
+                             f"of {be.device}; store them as floats or keep them on the cpu", dtype=dt)
+    return dt
 
 
 def _flat(seq: Any) -> list[Any]:
@@ -152,6 +168,8 @@ def full(size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = 
     shape = _size((size,))
     dt = get_dtype(dtype) if dtype is not None else infer_dtype(fill_value)
     be = _backend(device)
+    if dtype is None and dt is _dt.int64:
+        dt = _default_int(be, fill_value)
     if dt not in be.dtypes:
         _unsupported(dt, be)
     return _finish(be.full(shape, fill_value, dt), be, requires_grad)
@@ -177,13 +195,13 @@ def arange(start: Any, end: Any = None, step: Any = 1, dtype: Any = None, device
     """Values from ``start`` up to (not including) ``end`` by ``step``."""
     if end is None:
         start, end = 0, start
+    be = _backend(device)
     if dtype is None:
-        dt = _dt.default_float if any(isinstance(v, float) for v in (start, end, step)) else _dt.int64
+        dt = _dt.default_float if any(isinstance(v, float) for v in (start, end, step)) else _default_int(be)
     else:
         dt = get_dtype(dtype)
     if step == 0:
         raise ValueError("arange: step must not be zero")
-    be = _backend(device)
     return _finish(be.arange(start, end, step, dt), be, requires_grad)
 
 
@@ -226,12 +244,14 @@ def randint(low: int, high: int | None = None, size: Sequence[int] = (), dtype: 
         low, high = 0, low
     if high <= low:
         raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
-    return _random("integers", tuple(size), get_dtype(dtype) if dtype else _dt.int64, device, False, low=low, high=high)
+    return _random("integers", tuple(size), get_dtype(dtype) if dtype else _default_int(_backend(device)), device, False,
+                   low=low, high=high)
 
 
 def randperm(n: int, dtype: Any = None, device: Any = None) -> Any:
     """A random permutation of 0..n-1."""
-    return _random("permutation", (n,), get_dtype(dtype) if dtype else _dt.int64, device, False, n=n)
+    return _random("permutation", (n,), get_dtype(dtype) if dtype else _default_int(_backend(device)), device,
+                   False, n=n)
 
 
 def _like(x: Any, dtype: Any, device: Any) -> tuple[Any, Any]:

@@ -67,6 +67,8 @@ class EventBuffer:
         self._files: list[Path] = []
         self._rows_on_disk = 0
         self.dropped = 0
+        #: rows ever taken off the stage (converted), including dropped ones
+        self.drained = 0
         self._lock = threading.RLock()
         self._version = 0
         self._cache: pl.DataFrame | None = None
@@ -90,6 +92,7 @@ class EventBuffer:
             # popleft is atomic: rows appended by other threads meanwhile stay staged
             pop = stage.popleft
             rows = [pop() for _ in range(n)]
+            self.drained += n
             chunk = self._convert(rows)
             self._version += 1
             if self.spill_dir is not None:

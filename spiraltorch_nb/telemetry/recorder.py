@@ -37,7 +37,6 @@ import math
 import threading
 import time
 import warnings
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +153,9 @@ class Recorder(TelemetryFrames):
         self._timers: dict[str, tuple[Any, Any]] = {}  # backend name -> (context manager, timer)
         self._flop_rules: dict[str, Any] = {}
         self._dtype_info: dict[Any, tuple[str, int]] = {}
-        self._memory_every = memory_every or math.inf
-        self._countdown: float = math.inf
+        self._memory_every: float = memory_every or math.inf
+        self._next_memory: float = math.inf  # op count at which memory is sampled next
+        self._trigger: float = self._op_chunk  # stage length at which on_op calls _on_trigger
         self._step: int | None = None
         self._active = False
         self._owns_fit = False
@@ -191,7 +191,8 @@ class Recorder(TelemetryFrames):
                 from ..plugins import global_registry
 
                 self._bus = global_registry().events
-            self._countdown = self._memory_every
+            self._next_memory = self._ops_buf.drained + len(self._op_stage) + self._memory_every
+            self._trigger = max(1, min(self._op_chunk, self._next_memory - self._ops_buf.drained))
             self._active = True
             _registry.set_dispatch_observer(self)
         self.sample_memory()
@@ -327,15 +328,14 @@ class Recorder(TelemetryFrames):
     def _on_trigger(self) -> None:
         """The stage reached a chunk or a memory-sampling point (one check per op covers both)."""
         with self._lock:
-            staged = len(self._op_stage)
-            if self._flushed + staged >= self._next_memory:
-                self._next_memory = self._flushed + staged + self._memory_every
+            buf = self._ops_buf
+            total = buf.drained + len(self._op_stage)
+            if total >= self._next_memory:
+                self._next_memory = total + self._memory_every
                 self.sample_memory()
-            if staged >= self._op_chunk:
-                before = len(self._ops_buf)
-                self._ops_buf.flush()
-                self._flushed += staged + len(self._ops_buf) - before - len(self._op_stage) + len(self._op_stage)
-            self._trigger = max(1, min(self._op_chunk, self._next_memory - self._flushed))
+            if len(self._op_stage) >= self._op_chunk:
+                buf.flush()
+            self._trigger = max(1, min(self._op_chunk, self._next_memory - buf.drained))
 
     def on_transfer(self, src: str, dst: str, nbytes: int, start_ns: int, duration_ns: int) -> None:
         """Called through ``backends.base.report_transfer`` for each host<->device copy."""
@@ -393,10 +393,10 @@ class Recorder(TelemetryFrames):
                           f"{exc}); its ops are timed on the host (timing='host')", RuntimeWarning, stacklevel=3)
 
     def _op_payload(self, row: tuple) -> dict[str, Any]:
-        (seq, op, bname, device, phase, shapes, dt, start, dur, _tok, nin, nout, node, thread, step) = row
+        (seq, op, info, phase, shapes, dt, start, dur, _tok, nin, nout, node, thread, step) = row
         isz = dt.itemsize
         flops = self._flops(op, shapes, nout // isz if isz else 0)
-        return {"seq": seq, "op": op, "backend": bname, "device": device, "phase": phase,
+        return {"seq": seq, "op": op, "backend": info[0], "device": info[1], "phase": phase,
                 "shapes": [list(s) for s in shapes], "dtype": dt.name, "start_ns": start,
                 "duration_ns": dur, "timing": "host", "host_ns": dur, "bytes_in": nin,
                 "bytes_out": nout, "flops": flops, "node": node, "thread": thread, "step": step}
@@ -412,13 +412,15 @@ class Recorder(TelemetryFrames):
             return None
 
     def _convert_ops(self, rows: list[tuple]) -> pl.DataFrame:
-        (seq, op, backend, device, phase, shapes, dtypes, start, host, tokens, nin, nout, node,
+        (seq, op, infos, phase, shapes, dtypes, start, host, tokens, nin, nout, node,
          thread, step) = zip(*rows, strict=True)
         n = len(rows)
         dt_info = self._dtype_info
         for dt in dict.fromkeys(dtypes):
             if dt not in dt_info:
                 dt_info[dt] = (dt.name, dt.itemsize or 1)
+        backend = [i[0] for i in infos]
+        device = [i[1] for i in infos]
         names = [dt_info[dt][0] for dt in dtypes]
         itemsize = pl.Series([dt_info[dt][1] for dt in dtypes], dtype=pl.Int64)
         shapes_col = _shapes_series(shapes)
@@ -428,30 +430,27 @@ class Recorder(TelemetryFrames):
         duration: list[int] | tuple[int, ...] = host
         timing: list[str] = ["host"] * n
         if tokens.count(None) != n:
-            duration, timing = self._resolve_device_times(backend, device, tokens, host)
+            duration, timing = self._resolve_device_times(infos, tokens, host)
         return pl.DataFrame({
             "seq": seq, "op": op_col, "backend": backend, "device": device, "phase": phase,
-            "shapes": shapes_col, "dtype": names, "start_ns": start,
-            "duration_ns": duration, "timing": timing, "host_ns": host, "bytes_in": nin,
-            "bytes_out": nout_col, "flops": flops, "node": node, "thread": thread, "step": step,
+            "shapes": shapes_col, "dtype": names, "start_ns": start, "duration_ns": duration,
+            "timing": timing, "host_ns": host, "bytes_in": nin, "bytes_out": nout_col,
+            "flops": flops, "node": node, "thread": thread, "step": step,
         }, schema=OPS_SCHEMA)
 
-    def _resolve_device_times(self, backend: tuple, device: tuple, tokens: tuple,
-                              host: tuple) -> tuple[list[int], list[str]]:
+    def _resolve_device_times(self, infos: tuple, tokens: tuple, host: tuple) -> tuple[list[int], list[str]]:
         duration = list(host)
         timing = ["host"] * len(host)
-        by_device: dict[str, list[int]] = {}
+        by_timer: dict[int, tuple[Any, str, list[int]]] = {}
         for i, tok in enumerate(tokens):
             if tok is not None:
-                by_device.setdefault(device[i], []).append(i)
-        for dev, idx in by_device.items():
-            entry = self._timers.get(dev)
-            if entry is None:
-                continue
+                timer = infos[i][6]
+                by_timer.setdefault(id(timer), (timer, infos[i][0], []))[2].append(i)
+        for timer, backend, idx in by_timer.values():
             try:
-                elapsed = list(entry[1].elapsed_ns([tokens[i] for i in idx]))
-            except Exception as exc:
-                self._warn_timer(backend[idx[0]], exc)
+                elapsed = list(timer.elapsed_ns([tokens[i] for i in idx]))
+            except Exception as exc:  # the rows keep their host times
+                self._warn_timer(backend, exc)
                 continue
             for i, ns in zip(idx, elapsed, strict=False):
                 if ns is not None:

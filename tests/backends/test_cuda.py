@@ -232,3 +232,27 @@ def test_training_step_matches_cpu() -> None:
         grads[dev] = (loss.item(), W.grad.numpy())
     assert grads["cuda"][0] == pytest.approx(grads["cpu"][0], rel=1e-5)
     np.testing.assert_allclose(grads["cuda"][1], grads["cpu"][1], rtol=1e-4, atol=1e-6)
+
+
+@needs_gpu
+def test_device_timer_gives_one_span_per_op() -> None:
+    be = get_backend("cuda")
+    a = st.randn(256, 256, device="cuda")
+    with be.device_timer() as timer:
+        tokens = []
+        for _ in range(3):
+            a = a @ a * 1e-2
+            tokens.append(timer.mark())
+        spans = timer.elapsed_ns(tokens)
+    assert len(spans) == 3 and all(isinstance(s, int) and s >= 0 for s in spans)
+    assert timer.elapsed_ns(tokens[:1]) == [None]  # a token resolves once
+
+
+@needs_gpu
+def test_telemetry_records_device_time_and_memory_on_cuda() -> None:
+    x = st.randn(64, 64, device="cuda")
+    with st.telemetry.record() as rec:
+        (x @ x).relu().sum().item()
+    rows = rec.ops.filter(backend="cuda")
+    assert rows.height >= 3
+    assert "device" in set(rows["timing"].to_list())

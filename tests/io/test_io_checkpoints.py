@@ -251,4 +251,6 @@ def test_load_to_a_device(good, device: str) -> None:
     path, data, _ = good
     path.write_bytes(data)
     ckpt = st.load(path, device=device)
-    assert all(t.device == st.device(device) for k, t in ckpt["model"].items() if "num_batches" not in k)
+    assert all(t.device == st.device(device) for t in ckpt["model"].values())
+    # devices without 64-bit integers (wgpu) get the batch count as int32
+    assert ckpt["model"]["1.num_batches_tracked"].dtype in (st.int64, st.int32)

@@ -283,7 +283,7 @@ def test_setitem(dtype: str, case: tuple, scalar: bool, broadcast: bool, seed: i
     extra: list[np.ndarray] = []
     if key == ("mask",):
         extra = [np.asarray(rng.random(shape) > 0.5)]
-    elif key[0] == "perm":
+    elif key and key[0] == "perm":
         extra = [np.asarray(rng.permutation(shape[0])[:key[1]])]
     target = np.zeros(shape)[extra[0] if extra else key].shape
     if broadcast:

@@ -28,7 +28,7 @@ from .. import random as _random
 from ..array_kernels import build_kernels
 from ..base import Backend, report_transfer
 
-__all__ = ["CUDABackend", "DeviceTimer", "INSTALL_HINT"]
+__all__ = ["CUDABackend", "DeviceTimer", "EventTimeline", "INSTALL_HINT"]
 
 #: what to run when CuPy is missing
 INSTALL_HINT = "pip install 'spiraltorch-nb[cuda13]'  (or [cuda12] for a CUDA 12 driver)"
@@ -64,6 +64,50 @@ class DeviceTimer:
     def elapsed_ns(self) -> int:
         """:attr:`elapsed_ms` in integer nanoseconds (the unit telemetry events use)."""
         return int(round(self.elapsed_ms * 1e6))
+
+
+class EventTimeline:
+    """The telemetry device timer (``Backend.device_timer`` protocol) built on CUDA events.
+
+    :meth:`mark` records an event on the current stream after each op; its token stands
+    for the device time between that event and the previous one, i.e. the op's kernels
+    when the GPU is busy (when it idles, waiting for the host, the gap counts too).
+    """
+
+    def __init__(self, cupy: Any, device: Any) -> None:
+        self._cupy = cupy
+        self._dev = device
+        self._spans: dict[int, tuple[Any, Any]] = {}
+        self._next = 0
+        self._prev = self._record()
+
+    def _record(self) -> Any:
+        cuda = self._cupy.cuda
+        with self._dev:
+            ev = cuda.Event()
+            ev.record(cuda.get_current_stream())
+        return ev
+
+    def mark(self) -> int:
+        ev = self._record()
+        token = self._next
+        self._next += 1
+        self._spans[token] = (self._prev, ev)
+        self._prev = ev
+        return token
+
+    def elapsed_ns(self, tokens: list[int]) -> list[int | None]:
+        """Device nanoseconds per token (waits for the GPU to reach each token's end event)."""
+        out: list[int | None] = []
+        for token in tokens:
+            span = self._spans.pop(token, None)
+            if span is None:
+                out.append(None)
+                continue
+            start, end = span
+            end.synchronize()
+            out.append(int(round(self._cupy.cuda.get_elapsed_time(start, end) * 1e6)))
+        return out
 
 
 class _PeakTracker:
@@ -179,6 +223,8 @@ class CUDABackend(Backend):
 
         ``peak`` is the most the pool had handed out since the backend started or since
         :meth:`reset_peak_memory` (it equals ``used`` when a custom allocator is installed).
+        ``allocated_bytes``/``peak_bytes`` repeat ``used``/``peak`` under the names the
+        telemetry recorder reads.
         """
         with self._dev:
             used = int(self._pool.used_bytes())
@@ -189,7 +235,7 @@ class CUDABackend(Backend):
             peak = max(used, self._tracker.peak.get(self.index, 0))
             self._tracker.peak[self.index] = peak
         return {"used": used, "total": total, "peak": peak, "device_free": int(free),
-                "device_total": int(device_total)}
+                "device_total": int(device_total), "allocated_bytes": used, "peak_bytes": peak}
 
     def reset_peak_memory(self) -> None:
         """Start peak tracking afresh from the bytes in use now."""
@@ -222,6 +268,11 @@ class CUDABackend(Backend):
             finally:
                 end.record(s)
                 timer._done = True
+
+    @contextlib.contextmanager
+    def device_timer(self) -> Iterator[EventTimeline]:
+        """Per-op device timing for telemetry (see ``spiraltorch_nb.telemetry.recorder``)."""
+        yield EventTimeline(self._cupy, self._dev)
 
     def stream(self, non_blocking: bool = False) -> Any:
         """A new CuPy stream on this device; ``with stream:`` makes ops queue on it."""

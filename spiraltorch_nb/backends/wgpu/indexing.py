@@ -165,7 +165,8 @@ def getitem(rt: Runtime, x: WGPUStorage, key: Any) -> WGPUStorage:
         for d, (s, st) in enumerate(zip(r_shape, r_strides, strict=True)):
             words[8 + d], words[16 + d] = s, i32_bits(st)
         t = WGSL_TYPES[x.dtype.name]
-        pipe = rt.pipeline("index", "rrw", entry="gather_lin", types={"TA": t, "TI": "i32", "TO": t})
+        pipe = rt.pipeline("index", "rrw", entry="gather_lin", types={"TA": t, "TI": "i32", "TO": t},
+                           consts={"ACC": False})
         rt.launch(pipe, (x.buffer, lin.buffer, out.buffer), words, out.size)
     perm = _result_perm(len(b_shape), len(r_shape), plan.insert)
     if perm is not None:
@@ -279,7 +280,7 @@ def gather(rt: Runtime, x: WGPUStorage, index: WGPUStorage, dim: int) -> WGPUSto
         words += [x.shape[dim], i32_bits(x.strides[dim])]
         t = WGSL_TYPES[x.dtype.name]
         pipe = rt.pipeline("index", "rrw", entry="take_along",
-                           types={"TA": t, "TI": WGSL_TYPES[index.dtype.name], "TO": t})
+                           types={"TA": t, "TI": WGSL_TYPES[index.dtype.name], "TO": t}, consts={"ACC": False})
         rt.launch(pipe, (x.buffer, index.buffer, out.buffer), words, out.size)
     return out
 
