@@ -53,7 +53,6 @@ function render({ model, el: root }) {
       card.dataset.device = d.name;
       card.dataset.state = state;
       card.title = d.available ? `switch to ${d.name}` : d.reason;
-      if (!d.available) card.setAttribute("aria-disabled", "true");
       const top = el("div", "st-device-top");
       top.append(el("span", "st-device-name", d.name));
       const badge = { current: "current", pending: "pending…", available: "", unavailable: "unavailable" }[state];

@@ -48,6 +48,9 @@ function render({ model, el: root }) {
 
   const send = (msg) => model.send(msg);
   shapeInput.addEventListener("change", () => send({ action: "set_input_shape", shape: shapeInput.value }));
+  shapeInput.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") send({ action: "set_input_shape", shape: shapeInput.value });
+  });
   let filter = "";
   const search = el("input", "st-palette-search");
   search.placeholder = "filter modules";
@@ -97,13 +100,20 @@ function render({ model, el: root }) {
       input = el("input", "st-field-input");
       input.type = "checkbox";
       input.checked = has ? params[spec.name] === true : spec.default === true;
-      input.addEventListener("change", () => send({ action: "set_param", index, key: spec.name, value: input.checked }));
+      input.addEventListener("change", () => send({ action: "set_param", i: index, key: spec.name, value: input.checked }));
     } else {
       input = el("input", "st-field-input");
       input.type = "text";
       input.value = has ? valueText(params[spec.name]) : "";
       input.placeholder = spec.required ? "required" : valueText(spec.default);
-      input.addEventListener("change", () => send({ action: "set_param", index, key: spec.name, value: input.value }));
+      let sent = null;
+      const commit = () => {
+        if (sent === input.value) return; // Enter then blur: send once
+        sent = input.value;
+        send({ action: "set_param", i: index, key: spec.name, value: input.value });
+      };
+      input.addEventListener("change", commit);
+      input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") commit(); });
     }
     input.name = spec.name;
     input.dataset.type = spec.type;

@@ -276,9 +276,11 @@ function render({ model, el: root }) {
       const list = [...p.keys].map((k) => series.get(k));
       drawChart(p.canvas, list, overlays, p.axis, p.hoverX);
       let points = 0;
+      let total = 0;
       p.legend.replaceChildren();
       for (const s of list) {
         points += s.xs.length;
+        total += s.total || 0;
         const item = el("span", "st-legend-item");
         item.dataset.series = s.key;
         const swatch = el("span", "st-legend-swatch");
@@ -289,6 +291,7 @@ function render({ model, el: root }) {
         p.legend.append(item);
       }
       p.box.dataset.points = String(points);
+      p.box.dataset.total = String(total);
     }
     dirty.clear();
     empty.hidden = series.size > 0;

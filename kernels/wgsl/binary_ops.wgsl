@@ -12,8 +12,8 @@ fn atan2_ff(a: f32, b: f32) -> f32 { return atan2_f(a, b); }
 // relu's gradient g * (x > 0) (a product, so an infinite g times 0 is NaN, as the reference)
 fn relu_grad_f(g: f32, x: f32) -> f32 { return g * select(0.0, 1.0, x > 0.0); }
 
-// NumPy's divmod: the floored quotient and a remainder with the divisor's sign
-fn fmod_f(a: f32, b: f32) -> f32 { return a - b * trunc(a / b); }
+// NumPy's divmod: the floored quotient and a remainder with the divisor's sign (fmod_f
+// is the exact C fmod in math.wgsl)
 fn floordiv_f(a: f32, b: f32) -> f32 {
     if (b == 0.0) { return a / b; }
     var m = fmod_f(a, b);
@@ -25,10 +25,13 @@ fn floordiv_f(a: f32, b: f32) -> f32 {
     return f;
 }
 fn remainder_f(a: f32, b: f32) -> f32 {
-    if (b == 0.0 || isinf_f(a) || isnan_f(a) || isnan_f(b)) { return nan_f(); }
-    if (isinf_f(b)) { return select(b, a, (a == 0.0) || ((a < 0.0) == (b < 0.0))); }
     var m = fmod_f(a, b);
-    if (m != 0.0 && ((b < 0.0) != (m < 0.0))) { m += b; }
+    if (b == 0.0 || isnan_f(m)) { return m; }
+    if (m != 0.0) {
+        if ((b < 0.0) != (m < 0.0)) { m += b; }
+    } else {
+        m = select(0.0, -0.0, b < 0.0);
+    }
     return m;
 }
 // NaN-propagating, as NumPy's maximum / minimum

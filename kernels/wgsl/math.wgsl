@@ -27,19 +27,21 @@ fn sqrt_f(x: f32) -> f32 {
 // log(1 + x) without losing the digits of a small x: log(u) * x / (u - 1) with u = 1 + x
 // cancels the rounding error of u (Goldberg's trick).
 fn log1p_f(x: f32) -> f32 {
+    if (isnan_f(x) || x == inf_f()) { return x; }
+    if (x < -1.0) { return nan_f(); }
     let u = 1.0 + x;
     if (u == 1.0) { return x; }
-    if (isinf_f(u) || isnan_f(x)) { return u + x; }
     return log_f(u) * x / (u - 1.0);
 }
 
-// exp(x) - 1, accurate near zero by the same device.
+// exp(x) - 1, accurate near zero by the same device (used where |x| < 1: above that
+// u - 1 loses nothing, and the product um1 * x could overflow).
 fn expm1_f(x: f32) -> f32 {
     let u = exp(x);
+    if (abs(x) >= 1.0 || isnan_f(x)) { return u - 1.0; }
     if (u == 1.0) { return x; }
     let um1 = u - 1.0;
     if (um1 == -1.0) { return -1.0; }
-    if (isinf_f(u) || isnan_f(x)) { return u; }
     return um1 * x / log(u);
 }
 
@@ -58,8 +60,12 @@ fn cos_poly(zz: f32) -> f32 {
         - 0.5 * zz + 1.0;
 }
 
+// Beyond |x| = 8192 the three-part reduction runs out of bits; the built-in takes over.
+const REDUCTION_LIMIT: f32 = 8192.0;
+
 fn sin_f(xx: f32) -> f32 {
     if (isnan_f(xx) || isinf_f(xx)) { return nan_f(); }
+    if (abs(xx) > REDUCTION_LIMIT) { return sin(xx); }
     var sgn = 1.0;
     var x = xx;
     if (xx < 0.0) { sgn = -1.0; x = -xx; }
@@ -77,6 +83,7 @@ fn sin_f(xx: f32) -> f32 {
 
 fn cos_f(xx: f32) -> f32 {
     if (isnan_f(xx) || isinf_f(xx)) { return nan_f(); }
+    if (abs(xx) > REDUCTION_LIMIT) { return cos(xx); }
     let x = abs(xx);
     var sgn = 1.0;
     var j = u32(FOPI * x);
@@ -161,10 +168,27 @@ fn erf_f(x: f32) -> f32 {
     return select(1.0 - erfc, erfc - 1.0, x < 0.0);
 }
 
+// C's fmod, exact: subtract the largest power-of-two multiple of |b| that fits, until
+// |a| < |b| (each subtraction is exact by Sterbenz's lemma). a - b * trunc(a / b) is
+// not: the quotient rounds. At most ~280 steps for float32 exponents.
+fn fmod_f(a: f32, b: f32) -> f32 {
+    if (isnan_f(a) || isnan_f(b) || isinf_f(a) || b == 0.0) { return nan_f(); }
+    if (isinf_f(b)) { return a; }
+    var x = abs(a);
+    let y = abs(b);
+    let ey = frexp(y).exp;
+    for (var guard = 0; guard < 300 && x >= y; guard++) {
+        var t = ldexp(y, frexp(x).exp - ey);
+        if (t > x) { t = t * 0.5; }
+        x = x - t;
+    }
+    return select(x, -x, signbit_f(a));
+}
+
 fn sigmoid_f(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 
 fn is_odd_integer_f(b: f32) -> bool {
-    if (abs(b) >= 16777216.0) { return false; }  // every float this large is even
+    if (floor(b) != b || abs(b) >= 16777216.0) { return false; }  // every float this large is even
     let h = b * 0.5;
     return floor(h) != h;
 }
@@ -177,9 +201,11 @@ fn pow_f(a: f32, b: f32) -> f32 {
     if (b == 1.0) { return a; }
     if (b == 2.0) { return a * a; }
     if (b == 0.5 && a >= 0.0 && !isinf_f(a)) { return sqrt(a); }
-    if (a == 0.0) {
-        if (b < 0.0) { return select(inf_f(), -inf_f(), signbit_f(a) && is_odd_integer_f(b)); }
-        return select(0.0, a, is_odd_integer_f(b));
+    if (a == 0.0 || isinf_f(a)) {
+        // 0 and infinity: the magnitude is 0 or inf, the sign is the base's for odd integers
+        let big = (a == 0.0) == (b < 0.0);
+        let mag = select(0.0, inf_f(), big);
+        return select(mag, -mag, signbit_f(a) && is_odd_integer_f(b));
     }
     let integral = floor(b) == b;
     if (a < 0.0 && !integral) { return nan_f(); }

@@ -49,6 +49,7 @@ fn gelu_tanh_f(x: f32) -> f32 {
 fn silu_f(x: f32) -> f32 { return x * sigmoid_f(x); }
 // softplus with beta = s0 and threshold = s1: linear above the threshold, as PyTorch
 fn softplus_f(x: f32) -> f32 {
+    if (isnan_f(x)) { return x; }
     let bx = x * s0f();
     if (bx > s1f()) { return x; }
     return log1p_f(exp(min(bx, s1f()))) / s0f();

@@ -16,7 +16,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i = thread_index(wid, nwg, lid);
     if (i >= p[0]) { return; }
     let o = offsets(i);
-    if (cond[o.x] != TW(0)) {
+    if (!(cond[o.x] == TW(0))) {  // NaN is true, and an ordered != would say otherwise
         if (A_SCALAR) { out[i] = TA(bitcast<C>(p[EXTRA])); } else { out[i] = a[o.y]; }
     } else {
         if (B_SCALAR) { out[i] = TA(bitcast<C>(p[EXTRA + 1u])); } else { out[i] = b[o.z]; }

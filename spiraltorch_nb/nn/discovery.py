@@ -16,6 +16,7 @@ the config back out. The PipelineEditor widget is a view over exactly these.
 from __future__ import annotations
 
 import collections.abc as cabc
+import contextlib
 import copy
 import difflib
 import inspect
@@ -718,7 +719,8 @@ class PipelineBuilder:
 
         Each stage is built and run once on zeros (in eval mode, under ``no_grad``); the
         input is float32, or int64 when the first stage is an embedding, unless ``dtype``
-        says otherwise.
+        says otherwise. The random streams are left as they were, so a later ``build()``
+        initializes the same weights whether or not shapes were inferred first.
 
         Returns
         -------
@@ -740,7 +742,7 @@ class PipelineBuilder:
         if dtype is None and self.stages and self.stages[0]["name"] == "embedding":
             dtype = "int64"
         out = []
-        with no_grad():
+        with no_grad(), _random_state_kept():
             x = zeros(*shape, dtype=dtype)
             for i, stage in enumerate(self.stages):
                 module = self._make(i)
@@ -778,6 +780,24 @@ class PipelineBuilder:
     def __repr__(self) -> str:
         inner = ", ".join(str(s.get("name")) for s in self.stages)
         return f"PipelineBuilder([{inner}])"
+
+
+@contextlib.contextmanager
+def _random_state_kept() -> Iterator[None]:
+    """Restore every backend's random generator afterwards (throwaway modules draw weights)."""
+    from ..backends import random as _random
+
+    saved = {}
+    for name, gen in list(_random._generators.items()):
+        try:
+            saved[name] = copy.deepcopy(gen)
+        except Exception:  # a generator that cannot be copied keeps advancing
+            saved[name] = gen
+    try:
+        yield
+    finally:
+        _random._generators.clear()
+        _random._generators.update(saved)
 
 
 def _as_error(problem: dict[str, Any]) -> PipelineError:

@@ -136,6 +136,8 @@ def _cross_entropy_composite(input: Any, target: Any, weight: Any, ignore_index:
         n_cls = input.shape[1] if input.ndim > 1 else input.shape[0]
         if label_smoothing:
             target = target * (1 - label_smoothing) + label_smoothing / n_cls
+        if weight is not None:  # class weights scale each class's term (the mean stays over samples)
+            target = target * weight.reshape((n_cls,) + (1,) * max(input.ndim - 2, 0))
         loss = -(logp * target).sum(dim=1 if input.ndim > 1 else 0)
         return _reduce(loss, reduction, "cross_entropy")
     if input.ndim == 1:
@@ -320,7 +322,11 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
             padding = 0
         elif padding == "same":
             d = _pair(dilation, "dilation")
-            padding = (d[0] * (kh - 1) // 2, d[1] * (kw - 1) // 2)
+            total = (d[0] * (kh - 1), d[1] * (kw - 1))
+            padding = (total[0] // 2, total[1] // 2)
+            if total[0] % 2 or total[1] % 2:  # an odd total: the extra row/column goes at the end, as in torch
+                x = pad(x, (0, total[1] % 2, 0, total[0] % 2))
+                h, w = x.shape[2], x.shape[3]
         else:
             raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same'; got {padding!r}")
     s, p, d = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
@@ -372,6 +378,9 @@ def embedding(input: Any, weight: Any, padding_idx: int | None = None) -> Any:
     if input.dtype.is_floating_point:
         raise DTypeError(f"embedding: indices must be integers; got {input.dtype.name}", op="embedding")
     out = weight[input.reshape(-1)]
+    if padding_idx is not None:  # that row is looked up but never trained, as in torch
+        pad_row = padding_idx + weight.shape[0] if padding_idx < 0 else padding_idx
+        out = _d("where", (input.reshape(-1) == pad_row).unsqueeze(1), out.detach(), out)
     return out.reshape(*input.shape, weight.shape[1])
 
 

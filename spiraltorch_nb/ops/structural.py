@@ -131,9 +131,12 @@ def _linear_bwd(i: Any, o: Any, g: Any) -> Any:
     gx = G @ w if x.requires_grad else None
     gw = gb = None
     if w.requires_grad or (b is not None and b.requires_grad):
-        G2 = G.reshape(-1, out_f)
+        rows = 1
+        for s in x.shape[:-1]:  # not reshape(-1, ...): -1 is ambiguous when a size is 0
+            rows *= s
+        G2 = G.reshape(rows, out_f)
         if w.requires_grad:
-            gw = G2.transpose(0, 1) @ x.reshape(-1, in_f)
+            gw = G2.transpose(0, 1) @ x.reshape(rows, in_f)
         if b is not None and b.requires_grad:
             gb = G2.sum(dim=0)
     return (gx, gw, gb) if len(i) > 2 else (gx, gw)

@@ -103,8 +103,11 @@ class EventBuffer:
             self._trim()
 
     def _spill(self, chunk: pl.DataFrame) -> None:
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
-        path = self.spill_dir / f"{self.name}-{len(self._files):06d}.parquet"
+        folder = self.spill_dir
+        if folder is None:
+            raise RuntimeError("spilling needs a spill_dir")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.name}-{len(self._files):06d}.parquet"
         chunk.write_parquet(path)
         self._files.append(path)
         self._rows_on_disk += chunk.height

@@ -20,15 +20,15 @@ __all__ = ["summarize", "compare", "SUMMARY_SCHEMA", "COMPARE_SCHEMA"]
 
 #: columns of ``rec.summary()`` after the grouping columns
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
-    "count": pl.Int64, "total_ns": pl.Int64, "mean_ns": pl.Float64, "p50_ns": pl.Float64,
-    "p95_ns": pl.Float64, "share": pl.Float64, "bytes": pl.Int64, "flops": pl.Int64,
-    "gflops": pl.Float64,
+    "count": pl.Int64(), "total_ns": pl.Int64(), "mean_ns": pl.Float64(), "p50_ns": pl.Float64(),
+    "p95_ns": pl.Float64(), "share": pl.Float64(), "bytes": pl.Int64(), "flops": pl.Int64(),
+    "gflops": pl.Float64(),
 }
 
 #: columns of ``telemetry.compare(a, b)``
 COMPARE_SCHEMA: dict[str, pl.DataType] = {
-    "op": pl.String, "count_a": pl.Int64, "count_b": pl.Int64, "time_a_ns": pl.Int64,
-    "time_b_ns": pl.Int64, "mean_a_ns": pl.Float64, "mean_b_ns": pl.Float64, "ratio": pl.Float64,
+    "op": pl.String(), "count_a": pl.Int64(), "count_b": pl.Int64(), "time_a_ns": pl.Int64(),
+    "time_b_ns": pl.Int64(), "mean_a_ns": pl.Float64(), "mean_b_ns": pl.Float64(), "ratio": pl.Float64(),
 }
 
 
@@ -75,7 +75,7 @@ def summarize(ops: Any, by: Sequence[str] = ("op", "backend"), phase: str | None
         if phase not in ("forward", "backward"):
             raise TelemetryError(f"summary(phase=...) expects 'forward' or 'backward'; got {phase!r}")
         df = df.filter(pl.col("phase") == phase)
-    schema = {c: OPS_SCHEMA.get(c, df.schema[c]) for c in by} | SUMMARY_SCHEMA
+    schema: dict[Any, Any] = {c: OPS_SCHEMA.get(c, df.schema[c]) for c in by} | SUMMARY_SCHEMA
     if df.height == 0:
         return pl.DataFrame(schema=schema)
     grand = df["duration_ns"].sum()
@@ -132,5 +132,6 @@ def compare(a: Any, b: Any, phase: str | None = None) -> pl.DataFrame:
     joined = sides[0].join(sides[1], on="op", how="full", coalesce=True)
     joined = joined.with_columns(
         ratio=pl.when(pl.col("mean_a_ns") > 0).then(pl.col("mean_b_ns") / pl.col("mean_a_ns")).otherwise(None))
-    return (joined.select(list(COMPARE_SCHEMA)).cast(COMPARE_SCHEMA)
+    schema: dict[Any, Any] = COMPARE_SCHEMA
+    return (joined.select(list(schema)).cast(schema)
             .sort("time_a_ns", descending=True, nulls_last=True, maintain_order=True))

@@ -94,7 +94,8 @@ def load(directory: str | Path) -> LoadedTelemetry:
         if missing:
             raise TelemetryError(f"load(): {path.name} lacks columns {missing}; was it written by "
                                  "a different tool or an older version?")
-        frames[name] = frame.select(list(schema)).cast(schema)
+        cast: dict[Any, Any] = schema
+        frames[name] = frame.select(list(schema)).cast(cast)
     return LoadedTelemetry(frames, meta)
 
 
@@ -241,7 +242,7 @@ def _trace_json(rec: TelemetryFrames) -> str:
         meta_events.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": pid}})
     if metrics.height:
         meta_events.append({"ph": "M", "name": "process_name", "pid": metrics_pid, "tid": 0, "args": {"name": "metrics"}})
-    lanes = set()
+    lanes: set[tuple[str, int]] = set()
     for frame, pid_col in ((ops, "backend"), (xfers, None)):
         if not frame.height:
             continue

@@ -37,8 +37,8 @@ class TelemetryError(SpiralTorchError, RuntimeError):
     """A recorder used in a way it cannot serve (a second active recorder, bad options, a bad file)."""
 
 
-_I64 = pl.Int64
-_STR = pl.String
+_I64 = pl.Int64()
+_STR = pl.String()
 
 #: one row per dispatched op; ``shapes`` holds the tensor inputs' shapes in argument order
 OPS_SCHEMA: dict[str, pl.DataType] = {
@@ -75,7 +75,7 @@ MEMORY_SCHEMA: dict[str, pl.DataType] = {
 
 #: user metrics, long format
 METRICS_SCHEMA: dict[str, pl.DataType] = {
-    "step": _I64, "name": _STR, "value": pl.Float64, "time_ns": _I64,
+    "step": _I64, "name": _STR, "value": pl.Float64(), "time_ns": _I64,
 }
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
@@ -157,8 +157,7 @@ class LoadedTelemetry(TelemetryFrames):
         self.meta = dict(meta or {})
         t0 = self.meta.get("t0_ns")
         if t0 is None:
-            starts = [f[c].min() for f, c in ((self._frames["ops"], "start_ns"),
-                                             (self._frames["transfers"], "start_ns"))
+            starts = [int(f["start_ns"].min()) for f in (self._frames["ops"], self._frames["transfers"])  # type: ignore[arg-type]
                       if f.height]
             t0 = min(starts) if starts else 0
         self.t0_ns = int(t0)

@@ -46,7 +46,7 @@ import polars as pl
 from ..backends.base import Backend
 from ..ops import registry as _registry
 from .buffers import EventBuffer
-from .costs import flops_column, flops_rule
+from .costs import flops_rule
 from .frames import (
     MEMORY_SCHEMA,
     METRICS_SCHEMA,
@@ -55,13 +55,13 @@ from .frames import (
     TelemetryError,
     TelemetryFrames,
 )
+from .signatures import BackendInfo, SignatureTable
 
 __all__ = ["Recorder", "record", "active_recorder"]
 
 _perf_ns = time.perf_counter_ns
 _get_ident = threading.get_ident
 _ACTIVE_LOCK = threading.Lock()
-_SHAPES_DTYPE = OPS_SCHEMA["shapes"]
 
 TOPIC_OP = "telemetry.op"
 TOPIC_TRANSFER = "telemetry.transfer"
@@ -137,7 +137,7 @@ class Recorder(TelemetryFrames):
         if not isinstance(memory_every, int) or memory_every < 0:
             raise TelemetryError(f"record(memory_every=...) expects an int >= 0 (0: only on start/stop/log); got {memory_every!r}")
         chunk = chunk_rows if max_events is None else min(chunk_rows, max_events)
-        opts = {"chunk_rows": chunk, "max_rows": max_events, "spill_dir": spill_dir}
+        opts: dict[str, Any] = {"chunk_rows": chunk, "max_rows": max_events, "spill_dir": spill_dir}
         self.options = {"max_events": max_events, "spill_dir": None if spill_dir is None else str(spill_dir),
                         "chunk_rows": chunk_rows, "device_timing": bool(device_timing),
                         "memory_every": memory_every, "events": bool(events)}
@@ -149,10 +149,11 @@ class Recorder(TelemetryFrames):
         self._op_chunk = self._ops_buf.chunk_rows
         self._seq = itertools.count()
         self._lock = threading.RLock()
-        self._backends: dict[Any, tuple] = {}
+        self._backends: dict[Any, BackendInfo] = {}
         self._timers: dict[str, tuple[Any, Any]] = {}  # backend name -> (context manager, timer)
         self._flop_rules: dict[str, Any] = {}
-        self._dtype_info: dict[Any, tuple[str, int]] = {}
+        self._sigs = SignatureTable()
+        self._sig_index = self._sigs.index  # read without the lock on the hot path
         self._memory_every: float = memory_every or math.inf
         self._next_memory: float = math.inf  # op count at which memory is sampled next
         self._trigger: float = self._op_chunk  # stage length at which on_op calls _on_trigger
@@ -288,7 +289,7 @@ class Recorder(TelemetryFrames):
         nin = 0
         out = outputs[0]
         od = out._data
-        if info[2]:
+        if info.numpy:
             # NumPy arrays: read the attributes the Backend protocol's defaults would read
             for a in args:
                 if isinstance(a, T):
@@ -301,21 +302,24 @@ class Recorder(TelemetryFrames):
                 for o in outputs[1:]:
                     nout += o._data.nbytes
         else:
-            shape_of, nbytes_of = info[3], info[4]
+            shape_of, nbytes_of = info.shape_of, info.nbytes_of
             for a in args:
                 if isinstance(a, T):
                     d = a._data
                     shapes.append(shape_of(d))
                     nin += nbytes_of(d)
             nout = nbytes_of(od)
-            dt = info[5](od)
+            dt = info.dtype_of(od)
             if len(outputs) > 1:
                 for o in outputs[1:]:
                     nout += nbytes_of(o._data)
-        timer = info[6]
+        key = (op.name, info, phase, tuple(shapes), dt, nin, nout)
+        sid: int | tuple | None = self._sig_index.get(key)
+        if sid is None:
+            sid = self._sigs.intern(key)
+        timer = info.timer
         node = out._node
-        row = (next(self._seq), op.name, info, phase, tuple(shapes), dt, start_ns, duration_ns,
-               None if timer is None else timer.mark(), nin, nout,
+        row = (next(self._seq), sid, start_ns, duration_ns, None if timer is None else timer.mark(),
                None if node is None else id(node), _get_ident(), self._step)
         stage = self._op_stage
         stage.append(row)
@@ -346,7 +350,7 @@ class Recorder(TelemetryFrames):
         if bus is not None and bus.has_subscribers(TOPIC_TRANSFER):
             bus.publish(TOPIC_TRANSFER, dict(zip(TRANSFERS_SCHEMA, row, strict=True)))
 
-    def _register_backend(self, be: Any) -> tuple:
+    def _register_backend(self, be: Any) -> BackendInfo:
         with self._lock:
             info = self._backends.get(be)
             if info is not None:
@@ -356,7 +360,8 @@ class Recorder(TelemetryFrames):
             numpy_native = (getattr(be, "native_type", None) is np.ndarray and cls.shape_of is Backend.shape_of
                             and cls.nbytes_of is Backend.nbytes_of)
             timer = self._open_timer(be) if self.device_timing else None
-            info = (be.name, str(be.device), numpy_native, be.shape_of, be.nbytes_of, be.dtype_of, timer)
+            info = BackendInfo(be.name, str(be.device), numpy_native, be.shape_of, be.nbytes_of,
+                               be.dtype_of, timer)
             self._backends = {**self._backends, be: info}
             return info
 
@@ -381,7 +386,9 @@ class Recorder(TelemetryFrames):
     def _close_timers(self) -> None:
         with self._lock:
             timers, self._timers = self._timers, {}
-            self._backends = {}
+            # backends keep their info (and so their interned signatures) across restarts,
+            # except those whose timer is closed here: they reopen one when next seen
+            self._backends = {be: i for be, i in self._backends.items() if i.timer is None}
         for cm, _timer in timers.values():
             with contextlib.suppress(Exception):
                 cm.__exit__(None, None, None)
@@ -393,10 +400,11 @@ class Recorder(TelemetryFrames):
                           f"{exc}); its ops are timed on the host (timing='host')", RuntimeWarning, stacklevel=3)
 
     def _op_payload(self, row: tuple) -> dict[str, Any]:
-        (seq, op, info, phase, shapes, dt, start, dur, _tok, nin, nout, node, thread, step) = row
+        seq, sid, start, dur, _tok, node, thread, step = row
+        op, info, phase, shapes, dt, nin, nout = self._sigs.key(sid)
         isz = dt.itemsize
         flops = self._flops(op, shapes, nout // isz if isz else 0)
-        return {"seq": seq, "op": op, "backend": info[0], "device": info[1], "phase": phase,
+        return {"seq": seq, "op": op, "backend": info.name, "device": info.device, "phase": phase,
                 "shapes": [list(s) for s in shapes], "dtype": dt.name, "start_ns": start,
                 "duration_ns": dur, "timing": "host", "host_ns": dur, "bytes_in": nin,
                 "bytes_out": nout, "flops": flops, "node": node, "thread": thread, "step": step}
@@ -412,40 +420,28 @@ class Recorder(TelemetryFrames):
             return None
 
     def _convert_ops(self, rows: list[tuple]) -> pl.DataFrame:
-        (seq, op, infos, phase, shapes, dtypes, start, host, tokens, nin, nout, node,
-         thread, step) = zip(*rows, strict=True)
+        seq, sids, start, host, tokens, node, thread, step = zip(*rows, strict=True)
         n = len(rows)
-        dt_info = self._dtype_info
-        for dt in dict.fromkeys(dtypes):
-            if dt not in dt_info:
-                dt_info[dt] = (dt.name, dt.itemsize or 1)
-        backend = [i[0] for i in infos]
-        device = [i[1] for i in infos]
-        names = [dt_info[dt][0] for dt in dtypes]
-        itemsize = pl.Series([dt_info[dt][1] for dt in dtypes], dtype=pl.Int64)
-        shapes_col = _shapes_series(shapes)
-        op_col = pl.Series(op, dtype=pl.String)
-        nout_col = pl.Series(nout, dtype=pl.Int64)
-        flops = flops_column(op_col, shapes_col, nout_col // itemsize)
         duration: list[int] | tuple[int, ...] = host
         timing: list[str] = ["host"] * n
         if tokens.count(None) != n:
-            duration, timing = self._resolve_device_times(infos, tokens, host)
-        return pl.DataFrame({
-            "seq": seq, "op": op_col, "backend": backend, "device": device, "phase": phase,
-            "shapes": shapes_col, "dtype": names, "start_ns": start, "duration_ns": duration,
-            "timing": timing, "host_ns": host, "bytes_in": nin, "bytes_out": nout_col,
-            "flops": flops, "node": node, "thread": thread, "step": step,
-        }, schema=OPS_SCHEMA)
+            duration, timing = self._resolve_device_times(sids, tokens, host)
+        calls = pl.DataFrame({
+            "seq": seq, "start_ns": start, "duration_ns": duration, "timing": timing, "host_ns": host,
+            "node": node, "thread": thread, "step": step,
+        }, schema={c: OPS_SCHEMA[c] for c in ("seq", "start_ns", "duration_ns", "timing", "host_ns",
+                                               "node", "thread", "step")})
+        return pl.concat([calls, self._sigs.columns(sids)], how="horizontal").select(list(OPS_SCHEMA))
 
-    def _resolve_device_times(self, infos: tuple, tokens: tuple, host: tuple) -> tuple[list[int], list[str]]:
+    def _resolve_device_times(self, sids: tuple, tokens: tuple, host: tuple) -> tuple[list[int], list[str]]:
         duration = list(host)
         timing = ["host"] * len(host)
         by_timer: dict[int, tuple[Any, str, list[int]]] = {}
+        key = self._sigs.key
         for i, tok in enumerate(tokens):
             if tok is not None:
-                timer = infos[i][6]
-                by_timer.setdefault(id(timer), (timer, infos[i][0], []))[2].append(i)
+                info = key(sids[i])[1]
+                by_timer.setdefault(id(info.timer), (info.timer, info.name, []))[2].append(i)
         for timer, backend, idx in by_timer.values():
             try:
                 elapsed = list(timer.elapsed_ns([tokens[i] for i in idx]))
@@ -576,14 +572,6 @@ def _convert(schema: dict[str, pl.DataType]) -> Any:
     return convert
 
 
-def _shapes_series(shapes: tuple) -> pl.Series:
-    """Tuples of shape tuples -> List(List(Int64)); each distinct value is converted once."""
-    index = {s: i for i, s in enumerate(dict.fromkeys(shapes))}
-    uniq = [[list(d) for d in s] for s in index]
-    pos = pl.Series(list(map(index.__getitem__, shapes)), dtype=pl.UInt32)
-    return pl.Series(uniq, dtype=_SHAPES_DTYPE).gather(pos)
-
-
 def _to_float(name: str, value: Any) -> float:
     try:
         if hasattr(value, "item"):
@@ -596,7 +584,7 @@ def _to_float(name: str, value: Any) -> float:
 
 
 def _numeric(logs: dict[str, Any] | None) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in (logs or {}).items():
         if isinstance(v, bool):
             continue

@@ -28,6 +28,7 @@ from ..tensor import Tensor
 from ._relocate import model_device, relocate
 from .background import FitHandle
 from .callbacks import StopTraining, as_callback
+from .data import _holds_int64
 from .history import History
 
 __all__ = ["Trainer", "TrainingError", "LOSSES", "METRICS"]
@@ -324,10 +325,16 @@ class Trainer:
     # ---- batches ------------------------------------------------------------------------
     def _to_device(self, x: Any) -> Any:
         if isinstance(x, Tensor):
-            return x if x.device == self.device else x.to(self.device)
+            if x.device == self.device:
+                return x
+            if x.dtype.name == "int64" and not _holds_int64(self.device):
+                x = x.to("int32")  # integer labels for a device without 64-bit integers (wgpu)
+            return x.to(self.device)
         if isinstance(x, np.ndarray):
             from ..ops.creation import as_tensor
 
+            if x.dtype == np.int64 and not _holds_int64(self.device):
+                x = x.astype(np.int32)
             return as_tensor(x, device=self.device)
         return x
 

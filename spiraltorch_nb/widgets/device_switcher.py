@@ -63,7 +63,7 @@ def _device_entry(name: str) -> dict[str, Any]:
 
 
 def list_devices() -> list[dict[str, Any]]:
-    """Every device type with its status; an available multi-device backend lists each device."""
+    """Every device type with its status, available ones first; a multi-device backend lists each device."""
     from ..backends import probe
 
     out = []
@@ -75,7 +75,7 @@ def list_devices() -> list[dict[str, Any]]:
         names = list(info.get("devices") or []) if info.get("available") else []
         for name in names or [dtype]:
             out.append(_device_entry(str(name)))
-    return out
+    return sorted(out, key=lambda d: not d["available"])
 
 
 def _memory_in_use(name: str) -> int | None:

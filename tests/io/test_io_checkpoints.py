@@ -210,8 +210,11 @@ def test_truncated_files_are_refused_by_name(good) -> None:
         assert info.value.path == str(path)
 
 
-def test_every_flipped_header_byte_is_detected(good) -> None:
-    path, data, data_start = good
+def test_every_flipped_header_byte_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "small.safetensors"
+    st.save({"w": st.randn(4, 3), "n": st.tensor([1, 2]), "epoch": 7, "opt": {"state": {0: {"step": 5}}}}, path)
+    data = path.read_bytes()
+    data_start = 8 + struct.unpack("<Q", data[:8])[0]
     undetected = []
     for i in range(data_start):
         bad = bytearray(data)

@@ -318,6 +318,17 @@ def test_infer_shapes_reports_each_stage_and_its_parameter_count():
     assert sum(r["params"] for r in report) == b.build().num_parameters()
 
 
+def test_infer_shapes_leaves_the_random_stream_alone():
+    st.manual_seed(3)
+    st.rand(2)  # a generator already in use before shapes are inferred
+    plain = mlp().build()[0].weight.numpy()
+    st.manual_seed(3)
+    st.rand(2)
+    b = mlp()
+    b.infer_shapes((2, 4))
+    np.testing.assert_array_equal(b.build()[0].weight.numpy(), plain)
+
+
 def test_infer_shapes_feeds_integers_to_an_embedding():
     report = PipelineBuilder().add("embedding", num_embeddings=10, embedding_dim=4).add("flatten").infer_shapes(
         [2, 3])

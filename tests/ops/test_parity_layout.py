@@ -215,7 +215,10 @@ def basic_key(draw: Any, shape: tuple) -> tuple:
             key.append(None)
             key.append(slice(None))
     if draw(hst.booleans()):
-        key.insert(draw(hst.integers(0, len(key))), Ellipsis)
+        # an Ellipsis covers the dims no entry names: anywhere when every dim is named
+        # (it then covers none), else at the end
+        where = draw(hst.integers(0, len(key))) if consumed == len(shape) else len(key)
+        key.insert(where, Ellipsis)
     return tuple(key)
 
 

@@ -386,3 +386,27 @@ def test_repr_counts_rows():
         st.ones(2) + 1
     assert repr(rec).startswith("<Recorder stopped: ops=1 ")
     assert isinstance(rec, Recorder)
+
+
+def test_signatures_repeat_across_steps_and_restarts():
+    x = st.ones(3, 3)
+    rec = st.telemetry.record()
+    for _ in range(3):
+        with rec:
+            (x @ x + 1.0).relu()
+    assert rec.ops.height == 9
+    assert len(rec._sigs.keys) == 3  # matmul, add, relu: interned once
+    assert rec.ops["op"].to_list() == ["matmul", "add", "relu"] * 3
+
+
+def test_rows_past_the_signature_capacity_are_converted_inline():
+    rec = st.telemetry.record()
+    rec._sigs.capacity = 2
+    with rec:
+        for n in range(1, 6):
+            st.ones(n) * 2.0
+    ops = rec.ops
+    assert ops["shapes"].to_list() == [[[n]] for n in range(1, 6)]
+    assert ops["bytes_out"].to_list() == [4 * n for n in range(1, 6)]
+    assert ops["flops"].to_list() == list(range(1, 6))
+    assert len(rec._sigs.keys) == 2

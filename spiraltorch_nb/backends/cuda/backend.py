@@ -149,7 +149,7 @@ def _on_input_device(fn: Callable[..., Any], ndarray: type) -> Callable[..., Any
 
     def run(*args: Any, **attrs: Any) -> Any:
         for a in args:
-            if a.__class__ is ndarray:
+            if isinstance(a, ndarray):
                 with a.device:
                     return fn(*args, **attrs)
         return fn(*args, **attrs)

@@ -257,7 +257,8 @@ def copy_into(rt: Runtime, dst: WGPUStorage, src: Any) -> None:
         src = clone(rt, src)  # a kernel must not read and write one buffer
     ta = dst.dtype if scalar else src.dtype
     types = {**_types(TA=ta, TO=dst.dtype), "CO": compute_type(dst.dtype)}
-    consts = {"SRC_SCALAR": scalar, "TO_BOOL": dst.dtype is _dt.bool_ and ta is not _dt.bool_}
+    consts = {"SRC_SCALAR": scalar, "TO_BOOL": dst.dtype is _dt.bool_ and ta is not _dt.bool_,
+              "WRAP_NEG": dst.dtype is _dt.uint32 and ta.kind == "f"}
     pipe = rt.pipeline("copy", "rw", types=types, consts=consts)
     if scalar:
         src_op = ((0,) * dst.ndim, 0)
@@ -295,7 +296,8 @@ def clone(rt: Runtime, x: WGPUStorage) -> WGPUStorage:
     out = rt.empty(x.shape, x.dtype)
     if out.size:
         types = {**_types(TA=x.dtype, TO=x.dtype), "CO": compute_type(x.dtype)}
-        pipe = rt.pipeline("copy", "rw", types=types, consts={"SRC_SCALAR": False, "TO_BOOL": False})
+        pipe = rt.pipeline("copy", "rw", types=types, consts={"SRC_SCALAR": False, "TO_BOOL": False,
+                                                              "WRAP_NEG": False})
         params = rt.indexer(x.shape, [(out.strides, 0), (x.strides, x.offset)])
         params.append(0)
         rt.launch(pipe, (x.buffer, out.buffer), params, out.size)

@@ -264,6 +264,10 @@ def gather(rt: Runtime, x: WGPUStorage, index: WGPUStorage, dim: int) -> WGPUSto
     if index.ndim != x.ndim:
         raise ValueError("`indices` and `arr` must have the same number of dimensions")
     dim %= max(x.ndim, 1)
+    # as torch (and the cpu kernel): along the other dims the index may be shorter than x
+    if index.shape != x.shape:
+        x = x.view(tuple(x.shape[d] if d == dim or index.shape[d] > x.shape[d] else index.shape[d]
+                         for d in range(x.ndim)), x.strides, x.offset)
     shape = list(np.broadcast_shapes(tuple(1 if d == dim else s for d, s in enumerate(x.shape)),
                                      tuple(1 if d == dim else s for d, s in enumerate(index.shape))))
     shape[dim] = index.shape[dim]

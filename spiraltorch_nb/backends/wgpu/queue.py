@@ -154,7 +154,15 @@ class CommandQueue:
     def wait(self) -> None:
         """Submit and block until the GPU has finished everything submitted."""
         self.flush()
-        self._queue.on_submitted_work_done_sync()
+        # wgpu-py 0.32's on_submitted_work_done_sync fails on a callback signature
+        # mismatch; a blocking device poll waits for the same thing. Where that private
+        # hook is missing, mapping a few bytes waits too, since the queue runs in order.
+        poll = getattr(self._device, "_poll_wait", None)
+        if poll is not None:
+            poll()
+        else:
+            self._queue.read_buffer(self._arena, 0, 4)
+            self.stats["submits"] += 1
 
     # ---- host transfers ------------------------------------------------------------------
     def upload(self, dst: Any, dst_offset: int, data: np.ndarray) -> None:

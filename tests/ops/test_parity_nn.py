@@ -1,0 +1,315 @@
+"""PyTorch parity of the neural-network functions (``nn.functional``), forward and derivatives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import PARITY_SETTINGS, F, check_op, shapes, values
+from hypothesis import assume, given
+from hypothesis import strategies as hst
+
+import spiraltorch_nb as st
+
+DTYPES = ("float32", "float64")
+SEEDS = hst.integers(0, 2**32 - 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@PARITY_SETTINGS
+@given(shape=shapes(1, 4, 0, 4), data=hst.data(), seed=SEEDS)
+def test_softmax(name: str, dtype: str, shape: tuple, data: Any, seed: int) -> None:
+    nd = len(shape)
+    dim = data.draw(hst.integers(-nd, nd - 1))
+    x = values(np.random.default_rng(seed), shape, "wide")
+    check_op(lambda x: getattr(F(x), name)(x, dim=dim), x, dtype=dtype, seed=seed, label=f"F.{name}({dim})")
+    check_op(lambda x: getattr(x, name)(dim), x, dtype=dtype, seed=seed, label=f"x.{name}({dim})")
+
+
+def test_softmax_of_large_logits_is_stable() -> None:
+    x = np.array([[1000.0, 0.0, -1000.0], [-1e4, -1e4, -1e4]])
+    check_op(lambda x: F(x).softmax(x, dim=1), x, dtype="float32", label="softmax_large")
+    check_op(lambda x: F(x).log_softmax(x, dim=1), x, dtype="float32", label="log_softmax_large")
+
+
+@hst.composite
+def ce_case(draw: Any) -> dict:
+    n = draw(hst.integers(1, 4))
+    c = draw(hst.integers(1, 5))
+    extra = draw(shapes(0, 2, 1, 3))
+    return {
+        "shape": (n, c, *extra), "one_d": draw(hst.booleans()) and not extra,
+        "reduction": draw(hst.sampled_from(["mean", "sum", "none"])),
+        "smoothing": draw(hst.sampled_from([0.0, 0.1, 0.35])),
+        "ignore": draw(hst.booleans()), "weight": draw(hst.booleans()),
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@PARITY_SETTINGS
+@given(case=ce_case(), seed=SEEDS)
+def test_cross_entropy_class_indices(dtype: str, case: dict, seed: int) -> None:
+    """Class-index targets with reductions, label smoothing, ignore_index and class weights."""
+    rng = np.random.default_rng(seed)
+    shape = case["shape"]
+    n, c = shape[:2]
+    x = values(rng, shape, "wide")
+    target = np.asarray(rng.integers(0, c, (n, *shape[2:])))
+    kw: dict = {"reduction": case["reduction"], "label_smoothing": case["smoothing"]}
+    if case["ignore"]:
+        target.reshape(-1)[0] = -1  # at least one ignored, one kept
+        target.reshape(-1)[-1] = target.reshape(-1)[-1] if target.size > 1 else 0
+        kw["ignore_index"] = -1
+    inputs: list = [x, target]
+    if case["weight"]:
+        inputs.append(rng.uniform(0.5, 2.0, c))
+    if case["one_d"]:
+        inputs[0] = x[0]
+        inputs[1] = np.asarray(target[0])
+
+    def fn(x: Any, t: Any, *w: Any) -> Any:
+        return F(x).cross_entropy(x, t, weight=w[0] if w else None, **kw)
+
+    # torch does not differentiate class weights (nondiff=(2,))
+    check_op(fn, *inputs, dtype=dtype, seed=seed, nondiff=(2,), label=f"cross_entropy {case}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@PARITY_SETTINGS
+@given(case=ce_case(), seed=SEEDS)
+def test_cross_entropy_probabilities(dtype: str, case: dict, seed: int) -> None:
+    """Probability targets (soft labels), with label smoothing and class weights."""
+    rng = np.random.default_rng(seed)
+    shape = case["shape"]
+    x = values(rng, shape, "wide")
+    p = rng.uniform(0.0, 1.0, shape)
+    p = p / p.sum(axis=1, keepdims=True)
+    kw: dict = {"reduction": case["reduction"], "label_smoothing": case["smoothing"]}
+    inputs: list = [x, p]
+    if case["weight"]:
+        inputs.append(rng.uniform(0.5, 2.0, shape[1]))
+    if case["one_d"]:
+        inputs[0], inputs[1] = x[0], p[0]
+
+    def fn(x: Any, p: Any, *w: Any) -> Any:
+        return F(x).cross_entropy(x, p, weight=w[0] if w else None, **kw)
+
+    # the target's gradient is checked too (soft labels can be learned)
+    check_op(fn, *inputs, dtype=dtype, seed=seed, nondiff=(2,), label=f"cross_entropy_probs {case}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@PARITY_SETTINGS
+@given(case=ce_case(), seed=SEEDS)
+def test_nll_loss(dtype: str, case: dict, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = case["shape"]
+    x = values(rng, shape)
+    target = np.asarray(rng.integers(0, shape[1], (shape[0], *shape[2:])))
+    red = case["reduction"]
+    check_op(lambda x, t: F(x).nll_loss(F(x).log_softmax(x, 1), t, reduction=red), x, target, dtype=dtype,
+             seed=seed, label=f"nll_loss({red})")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@PARITY_SETTINGS
+@given(shape=shapes(0, 3, 1, 4), seed=SEEDS)
+def test_mse_l1_loss(dtype: str, reduction: str, shape: tuple, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a, b = values(rng, shape), values(rng, shape)
+    check_op(lambda a, b: F(a).mse_loss(a, b, reduction=reduction), a, b, dtype=dtype, seed=seed, label="mse_loss")
+    check_op(lambda a, b: F(a).l1_loss(a, b, reduction=reduction), a, b, dtype=dtype, seed=seed, label="l1_loss")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@PARITY_SETTINGS
+@given(shape=shapes(1, 3, 1, 4), weighted=hst.booleans(), pos=hst.booleans(), seed=SEEDS)
+def test_binary_cross_entropy_with_logits(dtype: str, reduction: str, shape: tuple, weighted: bool, pos: bool,
+                                          seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = values(rng, shape, "wide")
+    y = rng.uniform(0.0, 1.0, shape)
+    inputs = [x, y, rng.uniform(0.5, 2.0, shape[-1:]), rng.uniform(0.5, 3.0, shape[-1:])]
+
+    def fn(x: Any, y: Any, w: Any, pw: Any) -> Any:
+        return F(x).binary_cross_entropy_with_logits(x, y, weight=w if weighted else None, reduction=reduction,
+                                                     pos_weight=pw if pos else None)
+
+    # torch does not differentiate pos_weight (nondiff=(3,)); the weight it does
+    check_op(fn, *inputs, dtype=dtype, seed=seed, nondiff=(3,), label=f"bce_logits w={weighted} pos={pos}")
+    p = 1.0 / (1.0 + np.exp(-x))
+    check_op(lambda p, y: F(p).binary_cross_entropy(p, y, reduction=reduction), np.clip(p, 0.05, 0.95), y,
+             dtype=dtype, seed=seed, label="bce")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@PARITY_SETTINGS
+@given(shape=shapes(1, 4, 1, 4), data=hst.data(), affine=hst.booleans(), seed=SEEDS)
+def test_layer_norm(dtype: str, shape: tuple, data: Any, affine: bool, seed: int) -> None:
+    k = data.draw(hst.integers(1, len(shape)))
+    ns = shape[-k:]
+    assume(int(np.prod(ns)) > 1)  # a single element normalizes to 0 with a 1/sqrt(eps) slope
+    rng = np.random.default_rng(seed)
+    x = values(rng, shape, "wide")
+    w, b = values(rng, ns) + 1.0, values(rng, ns)
+
+    def fn(x: Any, w: Any, b: Any) -> Any:
+        return F(x).layer_norm(x, ns, w if affine else None, b if affine else None, eps=1e-5)
+
+    # second derivatives through 1/sqrt(var) lose a few float32 digits
+    check_op(fn, x, np.asarray(w), b, dtype=dtype, seed=seed, tol_scale=3.0, label=f"layer_norm{ns}")
+
+
+@hst.composite
+def conv_case(draw: Any) -> dict:
+    groups = draw(hst.sampled_from([1, 1, 2]))
+    cin = groups * draw(hst.integers(1, 2))
+    cout = groups * draw(hst.integers(1, 2))
+    kh, kw = draw(hst.integers(1, 3)), draw(hst.integers(1, 3))
+    stride = draw(hst.sampled_from([1, 2, (1, 2)]))
+    padding = draw(hst.sampled_from([0, 1, (1, 0)]))
+    dilation = draw(hst.sampled_from([1, 2, (2, 1)]))
+    d = dilation if isinstance(dilation, tuple) else (dilation, dilation)
+    p = padding if isinstance(padding, tuple) else (padding, padding)
+    h = draw(hst.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 6))
+    w = draw(hst.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 6))
+    return {"x": (draw(hst.integers(1, 2)), cin, h, w), "w": (cout, cin // groups, kh, kw), "groups": groups,
+            "stride": stride, "padding": padding, "dilation": dilation, "bias": draw(hst.booleans())}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@PARITY_SETTINGS
+@given(case=conv_case(), seed=SEEDS)
+def test_conv2d(dtype: str, case: dict, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x, w, b = values(rng, case["x"]), values(rng, case["w"]), values(rng, case["w"][:1])
+    kw = {k: case[k] for k in ("stride", "padding", "dilation", "groups")}
+
+    def fn(x: Any, w: Any, b: Any) -> Any:
+        return F(x).conv2d(x, w, b if case["bias"] else None, **kw)
+
+    check_op(fn, x, w, b, dtype=dtype, seed=seed, label=f"conv2d {case}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_padding_same_and_valid(dtype: str) -> None:
+    rng = np.random.default_rng(0)
+    x, w = values(rng, (2, 3, 5, 6)), values(rng, (4, 3, 3, 2))
+    for padding in ("same", "valid"):
+        check_op(lambda x, w: F(x).conv2d(x, w, padding=padding), x, w, dtype=dtype, label=f"conv2d {padding}")
+    check_op(lambda x, w: F(x).conv2d(x, w, padding="same", dilation=2), x, w, dtype=dtype, label="same_dilated")
+
+
+@hst.composite
+def pool_case(draw: Any, dilation: bool) -> dict:
+    k = draw(hst.sampled_from([1, 2, 3, (2, 3)]))
+    kk = k if isinstance(k, tuple) else (k, k)
+    stride = draw(hst.sampled_from([None, 1, 2, (2, 1)]))
+    padding = draw(hst.sampled_from([0, 1, (1, 0)]))
+    pp = padding if isinstance(padding, tuple) else (padding, padding)
+    if pp[0] > kk[0] // 2 or pp[1] > kk[1] // 2:  # torch allows padding up to half the kernel
+        padding = 0
+        pp = (0, 0)
+    d = draw(hst.sampled_from([1, 2])) if dilation else 1
+    h = draw(hst.integers(max(1, d * (kk[0] - 1) + 1 - 2 * pp[0]), 6))
+    w = draw(hst.integers(max(1, d * (kk[1] - 1) + 1 - 2 * pp[1]), 6))
+    case = {"x": (draw(hst.integers(1, 2)), draw(hst.integers(1, 3)), h, w), "kernel_size": k, "stride": stride,
+            "padding": padding}
+    if dilation:
+        case["dilation"] = d
+    return case
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@PARITY_SETTINGS
+@given(case=pool_case(dilation=True), seed=SEEDS)
+def test_max_pool2d(dtype: str, case: dict, seed: int) -> None:
+    x = values(np.random.default_rng(seed), case["x"])  # continuous values: no ties in a window
+    kw = {k: v for k, v in case.items() if k != "x"}
+    check_op(lambda x: F(x).max_pool2d(x, **kw), x, dtype=dtype, seed=seed, label=f"max_pool2d {kw}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@PARITY_SETTINGS
+@given(case=pool_case(dilation=False), seed=SEEDS)
+def test_avg_pool2d(dtype: str, case: dict, seed: int) -> None:
+    x = values(np.random.default_rng(seed), case["x"])
+    kw = {k: v for k, v in case.items() if k != "x"}
+    check_op(lambda x: F(x).avg_pool2d(x, **kw), x, dtype=dtype, seed=seed, label=f"avg_pool2d {kw}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@PARITY_SETTINGS
+@given(vocab=hst.integers(1, 6), dim=hst.integers(1, 4), idx_shape=shapes(0, 3, 0, 3),
+       padding=hst.booleans(), seed=SEEDS)
+def test_embedding(dtype: str, vocab: int, dim: int, idx_shape: tuple, padding: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    w = values(rng, (vocab, dim))
+    idx = np.asarray(rng.integers(0, vocab, idx_shape))  # repeated rows: their gradients add up
+    kw = {"padding_idx": 0} if padding else {}
+    check_op(lambda i, w: F(w).embedding(i, w, **kw), idx, w, dtype=dtype, seed=seed, label=f"embedding {kw}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@PARITY_SETTINGS
+@given(shape=shapes(1, 3, 0, 4), out=hst.integers(0, 3), bias=hst.booleans(), seed=SEEDS)
+def test_linear(dtype: str, shape: tuple, out: int, bias: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x, w, b = values(rng, shape), values(rng, (out, shape[-1])), values(rng, (out,))
+    check_op(lambda x, w, b: F(x).linear(x, w, b if bias else None), x, w, b, dtype=dtype, seed=seed, label="linear")
+
+
+# ---- dropout: random, so checked by its statistics and its own consistency ---------------
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_dropout_statistics(p: float) -> None:
+    n = 40_000
+    x = st.ones(n)
+    y = F(x).dropout(x, p=p).numpy()
+    kept = y != 0
+    # the dropped fraction is Binomial(n, p)/n: 5 standard deviations is a safe bound
+    assert abs((~kept).mean() - p) < 5 * np.sqrt(p * (1 - p) / n)
+    np.testing.assert_allclose(y[kept], 1.0 / (1.0 - p), rtol=1e-6)
+    assert abs(y.mean() - 1.0) < 5 * np.sqrt(p / (1 - p) / n)  # E[y] = x: unbiased
+
+
+def test_dropout_mask_is_the_same_in_forward_and_backward() -> None:
+    x = st.randn(64, 33, requires_grad=True)
+    y = F(x).dropout(x, p=0.4)
+    w = st.randn(64, 33)
+    (y * w).sum().backward()
+    mask = (y.detach().numpy() != 0)
+    np.testing.assert_allclose(x.grad.numpy(), w.numpy() * mask / 0.6, rtol=1e-6)
+    # the same mask in the second derivative's graph: d/dx of (grad . v) is 0 (dropout is linear)
+    x2 = st.randn(8, 8, requires_grad=True)
+    y2 = F(x2).dropout(x2, p=0.5)
+    (g,) = st.grad((y2 * y2).sum(), x2, create_graph=True)
+    m2 = (y2.detach().numpy() != 0) / 0.5
+    np.testing.assert_allclose(g.detach().numpy(), 2 * x2.detach().numpy() * m2 * m2, rtol=1e-5)
+    (gg,) = st.grad(g.sum(), x2)
+    np.testing.assert_allclose(gg.numpy(), 2 * m2 * m2, rtol=1e-5)
+
+
+def test_dropout_eval_mode_and_edge_probabilities() -> None:
+    x = st.randn(5, 7, requires_grad=True)
+    assert F(x).dropout(x, p=0.5, training=False) is x
+    assert F(x).dropout(x, p=0.0) is x
+    np.testing.assert_array_equal(F(x).dropout(x, p=1.0).detach().numpy(), np.zeros((5, 7)))
+    with pytest.raises(ValueError, match="p must be in"):
+        F(x).dropout(x, p=1.5)
+
+
+def test_dropout_is_reproducible_with_manual_seed() -> None:
+    x = st.ones(100)
+    st.manual_seed(123)
+    a = F(x).dropout(x, 0.5).numpy()
+    st.manual_seed(123)
+    b = F(x).dropout(x, 0.5).numpy()
+    st.manual_seed(124)
+    c = F(x).dropout(x, 0.5).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
