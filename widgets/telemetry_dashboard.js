@@ -10,7 +10,7 @@
 
 const COLORS = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bf8700", "#1b7c83", "#e16f24", "#57606a"];
 const OVERLAY_STYLE = {
-  epoch: { color: "#8c959f", dash: [3, 3] },
+  epoch: { color: "#b6bec7", dash: [2, 3] },
   device: { color: "#bf8700", dash: [] },
   error: { color: "#cf222e", dash: [] },
   event: { color: "#8250df", dash: [1, 3] },
@@ -42,6 +42,14 @@ function ticks(min, max, count) {
   const out = [];
   for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) out.push(v);
   return out;
+}
+
+function fmtTick(v, step) {
+  if (Math.abs(v) < step * 1e-6) return "0";
+  const a = Math.abs(v);
+  if (a >= 1e6 || a < 1e-4) return v.toExponential(1);
+  const decimals = Math.max(0, Math.min(8, -Math.floor(Math.log10(step) + 1e-9)));
+  return v.toFixed(decimals);
 }
 
 function fmt(v) {
@@ -120,40 +128,68 @@ function drawChart(canvas, seriesList, overlays, axis, hoverX) {
   ctx.lineWidth = 1;
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
-  for (const t of ticks(y0, y1, 4)) {
+  const yt = ticks(y0, y1, 4);
+  const ystep = yt.length > 1 ? yt[1] - yt[0] : Math.abs(y1 - y0) || 1;
+  for (const t of yt) {
     const y = Math.round(sy(t)) + 0.5;
     ctx.beginPath(); ctx.moveTo(PAD.left, y); ctx.lineTo(PAD.left + pw, y); ctx.stroke();
-    ctx.fillText(fmt(t), PAD.left - 4, y);
+    ctx.fillText(fmtTick(t, ystep), PAD.left - 4, y);
   }
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
   const xt = ticks(x0, x1, Math.max(2, Math.floor(pw / 80)));
+  const xstep = xt.length > 1 ? xt[1] - xt[0] : 1;
   for (const t of xt) {
     const x = Math.round(sx(t)) + 0.5;
     ctx.beginPath(); ctx.moveTo(x, PAD.top); ctx.lineTo(x, PAD.top + ph); ctx.stroke();
-    ctx.fillText(axis === "time" ? `${fmt(t)} s` : fmt(t), x, PAD.top + ph + 4);
+    const label = fmtTick(t, xstep);
+    ctx.fillText(axis === "time" ? `${label} s` : label, x, PAD.top + ph + 4);
   }
   ctx.strokeStyle = "#8c959f";
   ctx.strokeRect(PAD.left + 0.5, PAD.top + 0.5, pw, ph);
 
-  // overlays: vertical marks with a label when there is room
-  let lastLabelX = -Infinity;
+  // overlays: epoch boundaries first (thinned when dense, so they stay a light grid), then
+  // device switches and other events on top, each with its label on a white backing
   ctx.textAlign = "left";
   ctx.textBaseline = "top";
+  const marks = [];
   for (const ov of overlays) {
     const at = axis === "time" ? ov.t : ov.step;
     if (at === null || at === undefined || at < x0 || at > x1) continue;
-    const style = OVERLAY_STYLE[ov.kind] || OVERLAY_STYLE.event;
-    const x = Math.round(sx(at)) + 0.5;
+    marks.push({ ov, x: Math.round(sx(at)) + 0.5 });
+  }
+  let lastLine = -Infinity;
+  let lastLabelEnd = -Infinity;
+  for (const { ov, x } of marks) {
+    if (ov.kind !== "epoch" || x - lastLine < 6) continue;
+    const style = OVERLAY_STYLE.epoch;
     ctx.strokeStyle = style.color;
     ctx.setLineDash(style.dash);
     ctx.beginPath(); ctx.moveTo(x, PAD.top); ctx.lineTo(x, PAD.top + ph); ctx.stroke();
-    ctx.setLineDash([]);
-    if (x - lastLabelX > 46) {
+    lastLine = x;
+    const width = ctx.measureText(ov.label).width;
+    if (x + 2 > lastLabelEnd + 6 && x + 2 + width < w) {
       ctx.fillStyle = style.color;
       ctx.fillText(ov.label, x + 2, 1);
-      lastLabelX = x;
+      lastLabelEnd = x + 2 + width;
     }
+  }
+  ctx.setLineDash([]);
+  for (const { ov, x } of marks) {
+    if (ov.kind === "epoch") continue;
+    const style = OVERLAY_STYLE[ov.kind] || OVERLAY_STYLE.event;
+    ctx.strokeStyle = style.color;
+    ctx.lineWidth = 1.5;
+    ctx.setLineDash(style.dash);
+    ctx.beginPath(); ctx.moveTo(x, PAD.top); ctx.lineTo(x, PAD.top + ph); ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.lineWidth = 1;
+    const width = ctx.measureText(ov.label).width;
+    const lx = Math.min(x + 2, w - width - 2);
+    ctx.fillStyle = "rgba(255,255,255,0.9)";
+    ctx.fillRect(lx - 1, 0, width + 2, 12);
+    ctx.fillStyle = style.color;
+    ctx.fillText(ov.label, lx, 1);
   }
 
   // curves (clipped to the plot area; NaN/inf leave gaps)

@@ -99,8 +99,14 @@ def nll_loss(logp: Any, target: Any, weight: Any = None, ignore_index: int = -10
         w = w * weight[safe]
     loss = -picked * w
     if reduction == "mean":
-        return loss.sum() / w.sum()
+        return _weighted_mean(loss.sum(), w.sum())
     return _reduce(loss, reduction, "nll_loss")
+
+
+def _weighted_mean(total: Any, weight_sum: Any) -> Any:
+    """``total / weight_sum``; with every target ignored NaN as in torch, with a 0 (not NaN) gradient."""
+    empty = weight_sum == 0
+    return total / _d("where", empty, 1.0, weight_sum) + _d("where", empty, math.nan, 0.0)
 
 
 def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int = -100,
@@ -140,9 +146,10 @@ def _cross_entropy_composite(input: Any, target: Any, weight: Any, ignore_index:
             target = target * weight.reshape((n_cls,) + (1,) * max(input.ndim - 2, 0))
         loss = -(logp * target).sum(dim=1 if input.ndim > 1 else 0)
         return _reduce(loss, reduction, "cross_entropy")
-    if input.ndim == 1:
-        logp = logp.unsqueeze(0)
-        target = target.reshape(1)
+    if input.ndim == 1:  # one sample: (C,) logits, a 0-d target; reduction='none' gives a 0-d loss
+        out = _cross_entropy_composite(input.unsqueeze(0), target.reshape(1), weight, ignore_index, reduction,
+                                       label_smoothing)
+        return out.reshape(()) if reduction == "none" else out
     nll = nll_loss(logp, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
     if not label_smoothing:
         return nll
@@ -154,7 +161,7 @@ def _cross_entropy_composite(input: Any, target: Any, weight: Any, ignore_index:
     else:  # as PyTorch: class-weighted smoothing term, normalized by the targets' weights
         smooth = -(logp * weight.reshape((1, n_cls) + (1,) * (logp.ndim - 2))).sum(dim=1) * (valid / n_cls)
         denom = (weight[_d("where", valid > 0, target, 0)] * valid).sum()
-    smooth = smooth.sum() / denom if reduction == "mean" else _reduce(smooth, reduction, "cross_entropy")
+    smooth = _weighted_mean(smooth.sum(), denom) if reduction == "mean" else _reduce(smooth, reduction, "cross_entropy")
     return nll * (1 - label_smoothing) + smooth * label_smoothing
 
 

@@ -32,7 +32,8 @@ def _ce_backward(i: Any, o: Any, g: Any, ignore_index: int = -100, label_smoothi
     grad = grad * vf
     go = g[0]
     if reduction == "mean":
-        grad = grad * (go / vf.sum())
+        # every target ignored: the loss is NaN (as in torch) but its gradient is 0, not 0/0
+        grad = grad * (go / vf.sum().clamp(min=1.0))
     elif reduction == "sum":
         grad = grad * go
     else:

@@ -220,8 +220,9 @@ def ops_for(p: Tensor) -> type[TensorOps] | type[NativeOps]:
     """The executor for parameter ``p``: native arrays on cpu, Tensor ops elsewhere.
 
     Tensor ops are also used while grad mode is on (a differentiable update must be
-    recorded) and when the native executor is turned off.
+    recorded), for 0-d parameters (NumPy returns scalars, not arrays, from 0-d
+    arithmetic, so ``out=`` cannot be used), and when the native executor is off.
     """
-    if _native[0] and p._be.name in _NATIVE_BACKENDS and not _grad_state.enabled:
+    if _native[0] and p._be.name in _NATIVE_BACKENDS and not _grad_state.enabled and p._data.ndim:
         return NativeOps
     return TensorOps

@@ -24,6 +24,7 @@ that the next update replaces, so the curve reaches the latest step at once.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,7 @@ class DownsampledSeries:
     def append(self, x: float, y: float) -> None:
         """Add one raw point."""
         self.total += 1
+        self._tail_sent = False
         self.last_x, self.last_y = x, y
         self._ax += x
         self._ay += y
@@ -64,11 +66,37 @@ class DownsampledSeries:
         if self._an >= self.stride:
             self._commit()
 
-    def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
-        """Add many raw points (a history read from a frame)."""
-        for x, y in zip(np.asarray(xs, dtype=np.float64).tolist(), np.asarray(ys, dtype=np.float64).tolist(),
-                        strict=True):
-            self.append(x, y)
+    def extend(self, xs: Any, ys: Any) -> None:
+        """Add many raw points at once (a history read from a frame); same result as appending each."""
+        xs = np.asarray(xs, dtype=np.float64).ravel()
+        ys = np.asarray(ys, dtype=np.float64).ravel()
+        if xs.shape != ys.shape:
+            raise ValueError(f"extend needs as many x as y values; got {xs.size} and {ys.size}")
+        i, n = 0, xs.size
+        self._tail_sent = False
+        while i < n:
+            stride = self.stride
+            if self._an or n - i < stride:  # finish the open bucket (or start one that stays open)
+                k = min(n - i, stride - self._an)
+                self._ax += float(xs[i:i + k].sum())
+                self._ay += float(ys[i:i + k].sum())
+                self._an += k
+                self.total += k
+                i += k
+                if self._an >= stride:
+                    self._commit()
+                continue
+            buckets = min(self.capacity - self.n, (n - i) // stride)
+            end = i + buckets * stride
+            self.x[self.n:self.n + buckets] = xs[i:end].reshape(buckets, stride).mean(axis=1)
+            self.y[self.n:self.n + buckets] = ys[i:end].reshape(buckets, stride).mean(axis=1)
+            self.n += buckets
+            self.total += buckets * stride
+            i = end
+            if self.n == self.capacity:
+                self._compact()
+        if n:
+            self.last_x, self.last_y = float(xs[-1]), float(ys[-1])
 
     def _commit(self) -> None:
         k = self.n

@@ -139,8 +139,8 @@ def test_binary_cross_entropy_with_logits(dtype: str, reduction: str, shape: tup
         return F(x).binary_cross_entropy_with_logits(x, y, weight=w if weighted else None, reduction=reduction,
                                                      pos_weight=pw if pos else None)
 
-    # torch does not differentiate pos_weight (nondiff=(3,)); the weight it does
-    check_op(fn, *inputs, dtype=dtype, seed=seed, nondiff=(3,), label=f"bce_logits w={weighted} pos={pos}")
+    # torch differentiates neither the weight nor pos_weight
+    check_op(fn, *inputs, dtype=dtype, seed=seed, nondiff=(2, 3), label=f"bce_logits w={weighted} pos={pos}")
     p = 1.0 / (1.0 + np.exp(-x))
     check_op(lambda p, y: F(p).binary_cross_entropy(p, y, reduction=reduction), np.clip(p, 0.05, 0.95), y,
              dtype=dtype, seed=seed, label="bce")
@@ -313,3 +313,19 @@ def test_dropout_is_reproducible_with_manual_seed() -> None:
     c = F(x).dropout(x, 0.5).numpy()
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_with_every_target_ignored(smoothing: float, weighted: bool) -> None:
+    """The mean over no targets is NaN, as in torch; the gradient is 0 there, not NaN."""
+    rng = np.random.default_rng(0)
+    x = values(rng, (3, 4))
+    t = np.full(3, -1)
+    w = rng.uniform(0.5, 2.0, 4)
+
+    def fn(x: Any, t: Any, w: Any) -> Any:
+        return F(x).cross_entropy(x, t, weight=w if weighted else None, ignore_index=-1, label_smoothing=smoothing)
+
+    res = check_op(fn, x, t, w, dtype="float64", nondiff=(2,), label="ce_all_ignored")
+    assert np.isnan(res.outputs[0]) and np.all(res.grads[0] == 0)

@@ -156,6 +156,18 @@ def test_closure_is_evaluated_with_grad() -> None:
     assert loss.item() == 4.0 and w.item() == 1.0
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "HyperSGD", "HyperAdam"])
+def test_zero_dimensional_parameters(name: str) -> None:
+    w = st.tensor(3.0, dtype=st.float64, requires_grad=True)
+    kw = {"momentum": 0.5} if name in ("SGD", "RMSprop", "HyperSGD") else {}
+    opt = getattr(st.optim, name)([w], lr=0.1, **kw)
+    for _ in range(3):
+        opt.zero_grad()
+        (w * w).backward()
+        opt.step()
+    assert w.shape == () and 0 < w.item() < 3.0
+
+
 def test_update_bumps_version_so_stale_graphs_are_caught() -> None:
     w = st.tensor([1.0, 2.0], requires_grad=True)
     opt = st.optim.SGD([w], lr=0.1)

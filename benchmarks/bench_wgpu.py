@@ -1,0 +1,216 @@
+"""The wgpu backend measured against the cpu backend (NumPy) in one run (interleaved, medians).
+
+1. per-op overhead of a chain of tiny ops, batched submission vs one submit per op;
+2. float32 matmul GFLOP/s, wgpu vs cpu;
+3. elementwise add GB/s (bytes read + written), wgpu vs cpu;
+4. a small MLP training step, wgpu vs cpu.
+
+``--large`` (for a real GPU): a 4096x4096 float32 matmul against CuPy/cuBLAS when CuPy
+is importable, and a 64M-element add.
+
+Every wgpu timing includes ``synchronize()`` (the GPU work is finished, not just
+queued). Run: ``python benchmarks/bench_wgpu.py [--large]``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import spiraltorch_nb as st  # noqa: E402
+import spiraltorch_nb.nn.functional as F  # noqa: E402
+from spiraltorch_nb.backends import get_backend, probe  # noqa: E402
+
+
+def interleaved(fns: dict[str, Callable[[], None]], inner: int, rounds: int = 7) -> dict[str, float]:
+    """Median seconds per call of each function, measured round-robin (A B C A B C ...)."""
+    for fn in fns.values():  # warm up (compiles pipelines, fills the buffer pool)
+        for _ in range(max(2, inner // 5)):
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / inner)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def bench_overhead(be: object, n_ops: int = 100) -> dict[str, float]:
+    """Seconds per op of ``y = y * a + b`` chains (2 ops per step) on 256 elements."""
+    x = st.randn(256, device="wgpu")
+    xc = st.randn(256)
+    queue = be.queue
+
+    def chain(t: object) -> None:
+        y = t
+        for _ in range(n_ops // 2):
+            y = y * 1.0001 + 0.001
+        y._be.synchronize()
+
+    def batched() -> None:
+        queue.submit_every_op = False
+        chain(x)
+
+    def per_op() -> None:
+        queue.submit_every_op = True
+        try:
+            chain(x)
+        finally:
+            queue.submit_every_op = False
+
+    res = interleaved({"wgpu batched": batched, "wgpu submit per op": per_op, "cpu": lambda: chain(xc)}, inner=3)
+    return {k: v / n_ops for k, v in res.items()}
+
+
+def bench_matmul(n: int, cupy: object = None, rounds: int = 5) -> dict[str, float]:
+    """Seconds per n x n float32 matmul."""
+    rng = np.random.default_rng(0)
+    a_np, b_np = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    a, b = st.tensor(a_np, device="wgpu"), st.tensor(b_np, device="wgpu")
+    ac, bc = st.tensor(a_np), st.tensor(b_np)
+    be = a._be
+    got = (a @ b).numpy()
+    ref = a_np @ b_np
+    err = float(np.abs(got - ref).max() / (np.abs(ref).max() + 1e-30))
+    if err > 1e-4:
+        raise AssertionError(f"wgpu matmul {n}x{n} disagrees with NumPy (relative error {err:.2e})")
+
+    def wgpu_mm() -> None:
+        a @ b
+        be.synchronize()
+
+    fns: dict[str, Callable[[], None]] = {"wgpu": wgpu_mm}
+    if n <= 2048 or cupy is None:
+        fns["cpu"] = lambda: ac @ bc
+    if cupy is not None:
+        ca, cb = cupy.asarray(a_np), cupy.asarray(b_np)
+
+        def cublas() -> None:
+            ca @ cb
+            cupy.cuda.Device().synchronize()
+
+        fns["cupy (cuBLAS)"] = cublas
+    return interleaved(fns, inner=1 if n >= 1024 else 3, rounds=rounds)
+
+
+def bench_add(n: int, cupy: object = None, rounds: int = 5) -> dict[str, float]:
+    """Seconds per n-element float32 add."""
+    rng = np.random.default_rng(1)
+    u_np, v_np = (rng.standard_normal(n).astype(np.float32) for _ in range(2))
+    u, v = st.tensor(u_np, device="wgpu"), st.tensor(v_np, device="wgpu")
+    uc, vc = st.tensor(u_np), st.tensor(v_np)
+    be = u._be
+
+    def wgpu_add() -> None:
+        u + v
+        be.synchronize()
+
+    fns: dict[str, Callable[[], None]] = {"wgpu": wgpu_add, "cpu": lambda: uc + vc}
+    if cupy is not None:
+        cu, cv = cupy.asarray(u_np), cupy.asarray(v_np)
+
+        def cupy_add() -> None:
+            cu + cv
+            cupy.cuda.Device().synchronize()
+
+        fns["cupy"] = cupy_add
+    return interleaved(fns, inner=3, rounds=rounds)
+
+
+def bench_mlp() -> dict[str, float]:
+    """Seconds per training step of a 64-128-10 MLP on a batch of 64."""
+    rng = np.random.default_rng(2)
+    x_np = rng.standard_normal((64, 64)).astype(np.float32)
+    y_np = rng.integers(0, 10, 64).astype(np.int32)
+    w_np = [(rng.standard_normal(s) * 0.1).astype(np.float32) for s in ((128, 64), (128,), (10, 128), (10,))]
+
+    def make(device: str) -> Callable[[], None]:
+        x, y = st.tensor(x_np, device=device), st.tensor(y_np, device=device)
+        params = [st.tensor(w, device=device, requires_grad=True) for w in w_np]
+
+        def step() -> None:
+            w1, b1, w2, b2 = params
+            loss = F.cross_entropy(F.linear(F.linear(x, w1, b1).relu(), w2, b2), y)
+            for p in params:
+                p.grad = None
+            loss.backward()
+            with st.no_grad():
+                for p in params:
+                    p -= 0.01 * p.grad
+            x._be.synchronize()
+
+        return step
+
+    return interleaved({"wgpu": make("wgpu"), "cpu": make("cpu")}, inner=5)
+
+
+def table(title: str, rows: list[tuple[str, float, str]], base: str) -> None:
+    """Print one section: name, median time, throughput and the ratio to ``base``."""
+    print(f"\n{title}")
+    ref = dict((n, t) for n, t, _ in rows)[base]
+    for name, t, rate in rows:
+        print(f"  {name:22s} {t * 1e6:12.1f} us  {rate:>16s}   x{t / ref:7.2f} time vs {base}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--large", action="store_true", help="4096^2 matmul and 64M-element add (real GPUs)")
+    args = parser.parse_args(argv)
+    info = probe("wgpu")
+    if not info["available"]:
+        print(f"wgpu unavailable: {info['reason']}")
+        return 1
+    be = get_backend("wgpu")
+    d = be.describe()
+    print(f"spiraltorch_nb {st.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}; "
+          f"wgpu adapter: {d['device_name']} ({d['backend_type']}, {d['adapter_type']}); BLAS threads pinned to 1")
+
+    ov = bench_overhead(be)
+    table("1. per-op overhead, chain of 100 tiny ops (256 elements), incl. final synchronize",
+          [(k, v, "") for k, v in ov.items()], "wgpu batched")
+
+    for n in (256, 1024):
+        mm = bench_matmul(n)
+        table(f"2. matmul {n}x{n} float32", [(k, v, f"{2 * n**3 / v / 1e9:8.2f} GFLOP/s") for k, v in mm.items()],
+              "cpu")
+    n_add = 1 << 22
+    add = bench_add(n_add)
+    table(f"3. add, {n_add} float32 elements",
+          [(k, v, f"{3 * 4 * n_add / v / 1e9:8.2f} GB/s") for k, v in add.items()], "cpu")
+    mlp = bench_mlp()
+    table("4. MLP 64-128-10 training step, batch 64", [(k, v, "") for k, v in mlp.items()], "cpu")
+
+    if args.large:
+        try:
+            import cupy
+        except ImportError:
+            cupy = None
+            print("\n(cupy not importable: the --large section compares with the cpu only)")
+        n = 4096
+        mm = bench_matmul(n, cupy, rounds=3)
+        base = "cupy (cuBLAS)" if cupy is not None else "wgpu"
+        table(f"5. matmul {n}x{n} float32", [(k, v, f"{2 * n**3 / v / 1e9:8.1f} GFLOP/s") for k, v in mm.items()],
+              base)
+        n_add = 1 << 26
+        add = bench_add(n_add, cupy, rounds=3)
+        table(f"6. add, {n_add} float32 elements",
+              [(k, v, f"{3 * 4 * n_add / v / 1e9:8.1f} GB/s") for k, v in add.items()],
+              "cupy" if cupy is not None else "cpu")
+    print(f"\nwgpu stats: {be.stats}; pool: {be.pool.stats}; pipelines: {be.pipelines.stats}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
