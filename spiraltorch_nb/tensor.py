@@ -53,6 +53,16 @@ class Tensor:
 
     __slots__ = ("_data", "_be", "requires_grad", "grad", "_node", "_oidx", "_ver", "_hooks",
                  "_retains", "__weakref__")
+    # declared for type checkers (annotations only: the slots above hold the values)
+    _data: Any
+    _be: Any
+    requires_grad: bool
+    grad: Tensor | None
+    _node: Any
+    _oidx: int
+    _ver: list[int]
+    _hooks: list[Callable[..., Any]] | None
+    _retains: bool
     __array_priority__ = 1000  # NumPy defers to our reflected operators
 
     # ---- construction -------------------------------------------------------------

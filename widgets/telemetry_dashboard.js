@@ -361,6 +361,7 @@ function render({ model, el: root }) {
       s.total = it.total;
       markDirty(it.panel);
     });
+    if (msg.status) status.textContent = msg.status;
     updates += 1;
     wrap.dataset.updates = String(updates);
     stats.textContent = `${updates} updates`;

@@ -96,3 +96,52 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     }
 }
+
+// The same product without workgroup memory: each invocation reads its TM rows of A
+// and TN columns of B straight from the buffers and keeps a TM x TN block in
+// registers. Used on CPU adapters (lavapipe/llvmpipe), where a workgroup barrier is
+// emulated by switching between invocations and costs more than the loads it saves.
+@compute @workgroup_size(8, 8, 1)
+fn main_regs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let M = p[0];
+    let N = p[1];
+    let K = p[2];
+    let sam = pi(8u);
+    let sak = pi(9u);
+    let sbk = pi(10u);
+    let sbn = pi(11u);
+    let rows = (M + TM - 1u) / TM;
+    let cols = (N + TN - 1u) / TN;
+    for (var bz = gid.z; bz < p[3]; bz += nwg.z) {
+        let a_base = pi(5u) + offset_in(bz, p[4], 16u, 24u);
+        let b_base = pi(6u) + offset_in(bz, p[4], 16u, 32u);
+        for (var r = gid.y; r < rows; r += nwg.y * 8u) {
+            for (var c = gid.x; c < cols; c += nwg.x * 8u) {
+                let m0 = r * TM;
+                let n0 = c * TN;
+                var acc: array<C, TM * TN>;
+                for (var i = 0u; i < TM * TN; i++) { acc[i] = C(0); }
+                // rows / columns past the edge read row / column 0 and are never stored
+                var a_row: array<i32, TM>;
+                var b_col: array<i32, TN>;
+                for (var i = 0u; i < TM; i++) { a_row[i] = a_base + i32(select(0u, m0 + i, m0 + i < M)) * sam; }
+                for (var j = 0u; j < TN; j++) { b_col[j] = b_base + i32(select(0u, n0 + j, n0 + j < N)) * sbn; }
+                for (var k = 0u; k < K; k++) {
+                    var bv: array<C, TN>;
+                    for (var j = 0u; j < TN; j++) { bv[j] = C(B[b_col[j] + i32(k) * sbk]); }
+                    for (var i = 0u; i < TM; i++) {
+                        let av = C(A[a_row[i] + i32(k) * sak]);
+                        for (var j = 0u; j < TN; j++) { acc[i * TN + j] += av * bv[j]; }
+                    }
+                }
+                let o_base = bz * M * N;
+                for (var i = 0u; i < TM; i++) {
+                    if (m0 + i >= M) { continue; }
+                    for (var j = 0u; j < TN; j++) {
+                        if (n0 + j < N) { out[o_base + (m0 + i) * N + n0 + j] = TA(acc[i * TN + j]); }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -117,6 +117,11 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
         k[name] = binary(fn)
 
     def where(c: Any, a: Any, b: Any) -> Any:
+        if not hasattr(a, "dtype") and not hasattr(b, "dtype"):
+            # two Python scalars take torch's default dtypes: float32, else int64, else bool
+            kinds = {type(a), type(b)}
+            dt = xp.float32 if float in kinds else (xp.bool_ if kinds == {bool} else xp.int64)
+            a = xp.asarray(a, dtype=dt)
         if not hasattr(a, "dtype"):
             a = scal(b, a)
         if not hasattr(b, "dtype"):
@@ -307,7 +312,7 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
             loss = loss * x.dtype.type(1.0 - label_smoothing) + x.dtype.type(label_smoothing) * (lse - xp.mean(z, axis=1))
         loss = xp.where(valid, loss, x.dtype.type(0))
         if reduction == "mean":
-            return asarray(loss.sum() / x.dtype.type(valid.sum()))
+            return asarray(loss.sum() / valid.sum().astype(x.dtype))  # astype: a CuPy count stays on the GPU
         if reduction == "sum":
             return asarray(loss.sum())
         return loss

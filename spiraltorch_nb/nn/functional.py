@@ -106,7 +106,7 @@ def nll_loss(logp: Any, target: Any, weight: Any = None, ignore_index: int = -10
 def _weighted_mean(total: Any, weight_sum: Any) -> Any:
     """``total / weight_sum``; with every target ignored NaN as in torch, with a 0 (not NaN) gradient."""
     empty = weight_sum == 0
-    return total / _d("where", empty, 1.0, weight_sum) + _d("where", empty, math.nan, 0.0)
+    return total / _d("where", empty, 1.0, weight_sum) + _d("where", empty, math.nan, weight_sum * 0.0)
 
 
 def cross_entropy(input: Any, target: Any, weight: Any = None, ignore_index: int = -100,

@@ -6,8 +6,7 @@ forwards when they start.
 
 from __future__ import annotations
 
-from . import elementwise, losses, structural  # noqa: F401  (register the built-ins)
-from . import fused  # noqa: F401  (after the ops whose backward it routes)
+from . import elementwise, fused, losses, structural  # noqa: F401  (register the built-ins)
 from .registry import (
     Operator,
     OperatorBuilder,

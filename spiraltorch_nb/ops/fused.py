@@ -18,11 +18,13 @@ formula, used only on backends that register a native kernel for them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..autograd.grad_mode import state as _grad_state
-from ..errors import ShapeError
+from ..errors import OperatorError, ShapeError
+from . import losses as _losses  # noqa: F401  (cross_entropy, whose backward is routed here)
+from . import structural as _structural  # noqa: F401  (softmax, log_softmax: likewise)
 from .elementwise import _gelu_bwd, sum_to
 from .registry import _op, dispatch, global_operator_registry
 
@@ -35,6 +37,13 @@ def _is_t(x: Any) -> bool:
 
 def _wants_grad(x: Any) -> bool:
     return _is_t(x) and x.requires_grad
+
+
+def _registered_backward(name: str) -> Callable[..., Any]:
+    fn = global_operator_registry().get(name).backward
+    if fn is None:
+        raise OperatorError(f"operator '{name}' has no backward formula to route", op=name)
+    return fn
 
 
 # ---- bias + GELU ---------------------------------------------------------------------------
@@ -72,7 +81,7 @@ def _ce_grad(g: Any, x: Any, target: Any, ignore_index: int = -100, label_smooth
                        reduction=reduction)[0]
 
 
-_ce_formula = global_operator_registry().get("cross_entropy").backward
+_ce_formula = _registered_backward("cross_entropy")
 _op("cross_entropy_backward", 3, composite=_ce_grad,
     metadata={"description": "first-order gradient of cross_entropy with respect to the logits",
               "category": "fused"})
@@ -149,7 +158,7 @@ def _route_first_order(name: str, helper: str, from_output: bool) -> None:
     """
     reg = global_operator_registry()
     op, fast = reg.get(name), reg.get(helper)
-    formula = op.backward
+    formula = _registered_backward(name)
 
     def backward(i: Any, o: Any, g: Any, **attrs: Any) -> Any:
         saved = o if from_output else i

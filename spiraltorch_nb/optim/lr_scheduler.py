@@ -285,7 +285,8 @@ class LambdaLR(LRScheduler):
     def __init__(self, optimizer: Any, lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
                  last_epoch: int = -1) -> None:
         n = len(optimizer.param_groups)
-        fns = list(lr_lambda) if isinstance(lr_lambda, list | tuple) else [lr_lambda] * n
+        fns: list[Callable[[int], float]] = (list(lr_lambda) if isinstance(lr_lambda, list | tuple)
+                                             else [lr_lambda] * n)  # type: ignore[list-item]
         if len(fns) != n:
             raise OptimizerError(f"LambdaLR: got {len(fns)} functions for {n} parameter groups; pass one, or one "
                                  "per group")

@@ -22,7 +22,7 @@ time its own work (wgpu timestamp queries, CUDA events):
 ``timer.elapsed_ns(tokens) -> list[int | None]``
     Resolves tokens into device nanoseconds, one per token (None where unknown). It
     may wait for the device; the recorder calls it once per chunk of rows and on
-    ``stop()``, never per op.
+    ``stop()``, never per op, possibly from another thread (one reading the frames).
 
 Rows whose token resolves get ``timing="device"`` and the device duration in
 ``duration_ns``; all others keep the host time with ``timing="host"``. ``host_ns``
@@ -66,6 +66,8 @@ _ACTIVE_LOCK = threading.Lock()
 TOPIC_OP = "telemetry.op"
 TOPIC_TRANSFER = "telemetry.transfer"
 TOPIC_METRIC = "telemetry.metric"
+#: ops between two checks for telemetry.op subscribers
+_BUS_RECHECK = 256
 
 
 def active_recorder() -> Recorder | None:
@@ -161,6 +163,8 @@ class Recorder(TelemetryFrames):
         self._active = False
         self._owns_fit = False
         self._bus: Any = None
+        self._op_bus: Any = None  # the bus while it has telemetry.op subscribers (checked now and then)
+        self._next_bus_check: float = 0
         self._publish = bool(events)
         self.device_timing = bool(device_timing)
         self.t0_ns = 0
@@ -193,7 +197,8 @@ class Recorder(TelemetryFrames):
 
                 self._bus = global_registry().events
             self._next_memory = self._ops_buf.drained + len(self._op_stage) + self._memory_every
-            self._trigger = max(1, min(self._op_chunk, self._next_memory - self._ops_buf.drained))
+            self._next_bus_check = 0
+            self._schedule(self._ops_buf.drained + len(self._op_stage))
             self._active = True
             _registry.set_dispatch_observer(self)
         self.sample_memory()
@@ -325,12 +330,12 @@ class Recorder(TelemetryFrames):
         stage.append(row)
         if len(stage) >= self._trigger:
             self._on_trigger()
-        bus = self._bus
+        bus = self._op_bus
         if bus is not None and bus.has_subscribers(TOPIC_OP):
             bus.publish(TOPIC_OP, self._op_payload(row))
 
     def _on_trigger(self) -> None:
-        """The stage reached a chunk or a memory-sampling point (one check per op covers both)."""
+        """The stage reached a chunk, a memory sample or a bus check (one test per op covers all)."""
         with self._lock:
             buf = self._ops_buf
             total = buf.drained + len(self._op_stage)
@@ -339,7 +344,18 @@ class Recorder(TelemetryFrames):
                 self.sample_memory()
             if len(self._op_stage) >= self._op_chunk:
                 buf.flush()
-            self._trigger = max(1, min(self._op_chunk, self._next_memory - buf.drained))
+            self._schedule(total)
+
+    def _schedule(self, total: int) -> None:
+        """Set the stage length at which ``on_op`` next calls ``_on_trigger``."""
+        if total >= self._next_bus_check:
+            # asking the bus on every op would cost more than the rest of on_op; asking every
+            # _BUS_RECHECK ops notices a new telemetry.op subscriber soon enough
+            bus = self._bus
+            self._op_bus = bus if bus is not None and bus.has_subscribers(TOPIC_OP) else None
+            self._next_bus_check = total + _BUS_RECHECK
+        drained = self._ops_buf.drained
+        self._trigger = max(1, min(self._op_chunk, self._next_memory - drained, self._next_bus_check - drained))
 
     def on_transfer(self, src: str, dst: str, nbytes: int, start_ns: int, duration_ns: int) -> None:
         """Called through ``backends.base.report_transfer`` for each host<->device copy."""
@@ -518,19 +534,24 @@ class Recorder(TelemetryFrames):
             self._owns_fit = True
 
     def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        """Log ``epoch`` at the trainer's current step."""
         self.log(step=self._trainer_step(trainer), epoch=epoch)
 
     def on_step_end(self, trainer: Any, step: int, logs: dict[str, Any] | None = None) -> None:
-        """Log the step's numeric values (loss, lr, ...) at ``step``."""
-        self.log(step=int(step), **_numeric(logs))
-
-    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.log(step=self._trainer_step(trainer), **_numeric(logs))
+        """Log the step's numeric values (loss, lr, scores) at ``step``; position keys are skipped."""
+        values = {k: v for k, v in _numeric(logs).items() if k not in _POSITION_KEYS}
+        self.log(step=int(step), **values)
 
     def on_validation_end(self, trainer: Any, epoch: int, metrics: dict[str, Any] | None = None) -> None:
         """Log validation metrics, prefixed ``val_`` unless they already are."""
         vals = {k if k.startswith("val") else f"val_{k}": v for k, v in _numeric(metrics).items()}
         self.log(step=self._trainer_step(trainer), **vals)
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Log the epoch's train averages as ``epoch_<name>`` (``val_`` ones came with validation)."""
+        vals = {f"epoch_{k}": v for k, v in _numeric(logs).items() if not k.startswith("val")}
+        if vals:
+            self.log(step=self._trainer_step(trainer), **vals)
 
     def on_fit_end(self, trainer: Any) -> None:
         if self._owns_fit:
@@ -550,6 +571,8 @@ class Recorder(TelemetryFrames):
 # ---------------------------------------------------------------------------------
 
 _Tensor: Any = None
+#: keys of a Trainer's step logs that say where it is, not how it does
+_POSITION_KEYS = frozenset({"epoch", "batch", "batch_size", "global_step", "step"})
 
 
 def _bind_tensor() -> None:

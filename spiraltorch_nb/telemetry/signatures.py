@@ -56,6 +56,8 @@ class SignatureTable:
         self.keys: list[tuple] = []
         self._frame = pl.DataFrame(schema=_SIG_SCHEMA)
         self._dtype_info: dict[Any, tuple[str, int]] = {}
+        #: whether any row has carried its signature inline (the table was full)
+        self.overflowed = False
         self._lock = threading.Lock()
 
     def intern(self, key: tuple) -> int | tuple:
@@ -64,6 +66,7 @@ class SignatureTable:
             sid = self.index.get(key)
             if sid is None:
                 if len(self.keys) >= self.capacity:
+                    self.overflowed = True
                     return key
                 sid = len(self.keys)
                 self.keys.append(key)
@@ -84,7 +87,7 @@ class SignatureTable:
 
     def columns(self, sids: Sequence[int | tuple]) -> pl.DataFrame:
         """The signature columns of each row, in order."""
-        if any(isinstance(s, tuple) for s in sids):
+        if self.overflowed and any(isinstance(s, tuple) for s in sids):
             return self.convert([self.key(s) for s in sids])
         return self.frame()[pl.Series(sids, dtype=pl.UInt32)]
 

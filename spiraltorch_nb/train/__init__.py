@@ -10,7 +10,15 @@ See ``docs/training.md``.
 from __future__ import annotations
 
 from .background import FitHandle
-from .callbacks import STAGES, Callback, CallbackAdapter, EarlyStopping, LambdaCallback, StopTraining, as_callback
+from .callbacks import (
+    STAGES,
+    Callback,
+    CallbackAdapter,
+    EarlyStopping,
+    LambdaCallback,
+    StopTraining,
+    as_callback,
+)
 from .data import DataLoader, DataLoaderError
 from .history import HISTORY_SCHEMA, History
 from .trainer import LOSSES, METRICS, Trainer, TrainingError, accuracy

@@ -3,14 +3,14 @@
 The :class:`~spiraltorch_nb.train.Trainer` calls, on every callback, in load order
 (dependencies first):
 
-==========================================  ========================================
-``on_fit_start(trainer)``                    before the first epoch
-``on_epoch_start(trainer, epoch)``           at the start of each epoch (0-based)
-``on_step_end(trainer, step, logs)``         after each optimizer step (``step`` counts from 1)
-``on_validation_end(trainer, epoch, metrics)``  after evaluating on the validation loader
-``on_epoch_end(trainer, epoch, logs)``       after each epoch (train and ``val_`` metrics)
-``on_fit_end(trainer)``                      after the last epoch, or when stopped
-==========================================  ========================================
+================================================  ====================================================
+``on_fit_start(trainer)``                         before the first epoch
+``on_epoch_start(trainer, epoch)``                at the start of each epoch (0-based)
+``on_step_end(trainer, step, logs)``              after each optimizer step (``step`` counts from 1)
+``on_validation_end(trainer, epoch, metrics)``    after evaluating on the validation loader
+``on_epoch_end(trainer, epoch, logs)``            after each epoch (train and ``val_`` metrics)
+``on_fit_end(trainer)``                           after the last epoch, or when stopped
+================================================  ====================================================
 
 A hook that raises :class:`StopTraining`, or returns an instance of it, ends the fit
 cleanly (``on_fit_end`` still runs).

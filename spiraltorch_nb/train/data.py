@@ -134,13 +134,15 @@ class DataLoader:
         device = self.device if self.device is not None else get_default_device()
         n, bs = self.num_samples, self.batch_size
         stop = (n // bs) * bs if self.drop_last else n
+        int64_ok = _holds_int64(device)
         for start in range(0, stop, bs):
             end = min(start + bs, n)
             idx = order[start:end] if order is not None else None
-            yield tuple(self._batch(src, start, end, idx, device) for src in self._sources)
+            yield tuple(self._batch(src, start, end, idx, device, int64_ok) for src in self._sources)
 
     @staticmethod
-    def _batch(src: np.ndarray | Tensor, start: int, end: int, idx: np.ndarray | None, device: Device) -> Tensor:
+    def _batch(src: np.ndarray | Tensor, start: int, end: int, idx: np.ndarray | None, device: Device,
+               int64_ok: bool) -> Tensor:
         from ..ops.creation import as_tensor, tensor
 
         if isinstance(src, Tensor):
@@ -151,7 +153,7 @@ class DataLoader:
             return part if part.device == device else part.to(device)
         # a fresh array per batch: a batch changed in place never changes the data set
         part = src[idx] if idx is not None else src[start:end].copy()
-        if part.dtype == np.int64 and not _holds_int64(device):
+        if part.dtype == np.int64 and not int64_ok:
             part = part.astype(np.int32)  # e.g. integer labels for wgpu, which has no 64-bit integers
         return as_tensor(part, device=device)
 

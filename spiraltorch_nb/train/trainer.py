@@ -41,9 +41,12 @@ class TrainingError(SpiralTorchError, RuntimeError):
 def _loss_by_name(name: str) -> Callable[..., Any]:
     from ..nn import functional as F
 
-    return {"cross_entropy": F.cross_entropy, "mse": F.mse_loss, "mse_loss": F.mse_loss, "l1": F.l1_loss,
-            "l1_loss": F.l1_loss, "nll": F.nll_loss, "nll_loss": F.nll_loss,
-            "bce_with_logits": F.binary_cross_entropy_with_logits, "bce": F.binary_cross_entropy}[name]
+    table: dict[str, Callable[..., Any]] = {
+        "cross_entropy": F.cross_entropy, "mse": F.mse_loss, "mse_loss": F.mse_loss, "l1": F.l1_loss,
+        "l1_loss": F.l1_loss, "nll": F.nll_loss, "nll_loss": F.nll_loss,
+        "bce_with_logits": F.binary_cross_entropy_with_logits, "bce": F.binary_cross_entropy,
+    }
+    return table[name]
 
 
 #: loss names accepted for ``loss_fn``
@@ -87,7 +90,7 @@ def _metrics(spec: Any) -> dict[str, Callable[[Tensor, Tensor], float]]:
                                     "metric(output, target) -> float")
             out["accuracy" if m == "acc" else m] = METRICS[m]
         elif callable(m):
-            out[name or getattr(m, "__name__", f"metric{len(out)}")] = m
+            out[str(name) if name else getattr(m, "__name__", f"metric{len(out)}")] = m
         else:
             raise TrainingError(f"a metric is a name or a function metric(output, target) -> float; got {m!r}")
     return out
@@ -288,10 +291,10 @@ class Trainer:
         ``trainer.device_change_failed``, and training goes on.
         """
         dev = Device(device)
-        if self._running:
-            self._pending_device = dev
-            return None
-        with self._lock:
+        with self._lock:  # the fit releases it between steps, and takes it to finish
+            if self._running:
+                self._pending_device = dev
+                return None
             return self._move(dev)
 
     def _move(self, dev: Device) -> dict[str, Any]:
@@ -357,7 +360,7 @@ class Trainer:
             fn(training)
 
     # ---- steps ----------------------------------------------------------------------------
-    def _train_step(self, batch: Any) -> tuple[float, int, dict[str, float]]:
+    def _train_step(self, batch: Any) -> tuple[float, int, dict[str, float], float]:
         x, y, extra = self._split(batch)
         opt = self.optimizer
         with self._lock:
@@ -369,6 +372,7 @@ class Trainer:
                 from ..optim.clip import clip_grad_norm_
 
                 clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self.grad_clip)
+            lr = self._lr()  # the rate this step uses (a scheduler may change it right after)
             opt.step()
             if self.scheduler is not None and self.scheduler_interval == "step":
                 self.scheduler.step()
@@ -378,7 +382,7 @@ class Trainer:
                 with no_grad():
                     scores = {k: float(m(out, y)) for k, m in self.metrics.items()}
         n = int(x.shape[0]) if hasattr(x, "shape") and len(x.shape) else 1
-        return value, n, scores
+        return value, n, scores, lr
 
     def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
         """Loss and metrics over ``loader`` (no gradients, eval mode), averaged per sample.
@@ -448,14 +452,19 @@ class Trainer:
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise TrainingError(f"epochs must be a positive integer; got {epochs!r}")
-        if self._running:
-            raise TrainingError("a fit is already running on this trainer; wait for it (handle.wait()) or stop it "
-                                "(trainer.stop()) first")
-        self._running = True  # claimed here so that a second fit() cannot slip in before the thread starts
+        with self._lock:
+            if self._running:
+                raise TrainingError("a fit is already running on this trainer; wait for it (handle.wait()) or stop "
+                                    "it (trainer.stop()) first")
+            self._running = True  # claimed here so that a second fit() cannot slip in before the thread starts
         self._stop = False
         self.stop_reason = None
         if background:
-            return FitHandle(self, lambda: self._fit(train_loader, val_loader, epochs))._start()
+            try:
+                return FitHandle(self, lambda: self._fit(train_loader, val_loader, epochs))._start()
+            except BaseException:
+                self._running = False  # the worker never started
+                raise
         return self._fit(train_loader, val_loader, epochs)
 
     def _fit(self, train_loader: Iterable[Any], val_loader: Iterable[Any] | None, epochs: int) -> History:
@@ -488,11 +497,10 @@ class Trainer:
                     self._step_boundary()
                     if self._stop:
                         break
-                    loss, n, scores = self._train_step(batch)
+                    loss, n, scores, lr = self._train_step(batch)
                     self.global_step += 1
                     steps_done += 1
                     batches += 1
-                    lr = self._lr()
                     for k, v in {"loss": loss, **scores}.items():
                         sums[k] = sums.get(k, 0.0) + v * n
                     count += n
@@ -528,8 +536,11 @@ class Trainer:
             self._stage("on_fit_end", history=self.history, stopped=self._stop, reason=self.stop_reason)
             return self.history
         finally:
-            self._running = False
-            self._pending_device = None
+            with self._lock:
+                self._running = False
+                pending, self._pending_device = self._pending_device, None
+                if pending is not None:  # the end of the fit is a step boundary too
+                    self._move(pending)
             self._progress = {**self._progress, "running": False, "elapsed": time.perf_counter() - t0}
             if bar is not None:
                 bar.close()

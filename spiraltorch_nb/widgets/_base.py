@@ -128,6 +128,7 @@ class Coalescer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._name = name
+        self._later: threading.Timer | None = None
         self.flushes = 0
         self.last_error: BaseException | None = None
 
@@ -136,6 +137,20 @@ class Coalescer:
         self._wake.set()
         if self._thread is None:
             self._start()
+
+    def poke_after(self, seconds: float) -> None:
+        """Ask for a flush in ``seconds`` (at most one such request is pending at a time)."""
+        with self._lock:
+            if self._later is not None or self._stopped.is_set():
+                return
+            self._later = threading.Timer(seconds, self._poke_later)
+            self._later.daemon = True
+            self._later.start()
+
+    def _poke_later(self) -> None:
+        with self._lock:
+            self._later = None
+        self.poke()
 
     def _start(self) -> None:
         with self._lock:
@@ -168,6 +183,10 @@ class Coalescer:
         """Stop the worker (a last flush is not made: call ``flush`` yourself if needed)."""
         self._stopped.set()
         self._wake.set()
+        with self._lock:
+            if self._later is not None:
+                self._later.cancel()
+                self._later = None
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)

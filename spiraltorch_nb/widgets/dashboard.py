@@ -166,6 +166,7 @@ class TelemetryDashboard(ActionWidget):
         self._last_op_seq = -1
         self._last_mem_ns = -1
         self._last_poll = 0.0
+        self._status_time = 0.0
         self._history_until_ns = -1
         self._history_until_step = -1
         self._trainer = getattr(self._run, "trainer", None)
@@ -533,14 +534,21 @@ class TelemetryDashboard(ActionWidget):
             breakdown = self._breakdown()
             status = self._status_line()
             if items:
-                self.send({"type": "series", "items": items}, buffers)
-            with self.hold_sync():
-                if overlays:
-                    self.overlays = (list(self.overlays) + overlays)[-MAX_OVERLAYS:]
-                if breakdown != self.op_breakdown:
-                    self.op_breakdown = breakdown
-                if status != self.status:
-                    self.status = status
+                # the status line rides along with the points; the trait follows at most once a second
+                self.send({"type": "series", "items": items, "status": status}, buffers)
+            now = time.monotonic()
+            status_due = status != self.status and (now - self._status_time >= 1.0 or not items)
+            if status != self.status and not status_due:
+                self._flusher.poke_after(1.0)  # so the trait catches up once the run goes quiet
+            if overlays or breakdown != self.op_breakdown or status_due:
+                with self.hold_sync():
+                    if overlays:
+                        self.overlays = (list(self.overlays) + overlays)[-MAX_OVERLAYS:]
+                    if breakdown != self.op_breakdown:
+                        self.op_breakdown = breakdown
+                    if status_due:
+                        self.status = status
+                        self._status_time = now
 
     def _send_snapshot(self) -> None:
         """A view was (re)rendered: send it every series in full."""

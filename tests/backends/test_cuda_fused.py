@@ -113,6 +113,16 @@ def test_cross_entropy_backward_helper_matches_autograd() -> None:
 
 # ---- the kernels, against the cpu (GPU only) ------------------------------------------------------
 DTYPES = ["float32", "float64"]
+
+
+def check_on_cuda(fn, *inputs, **kw) -> None:
+    """Forward and first derivatives (the backward kernels), then second derivatives (the formulas).
+
+    ``check_op`` with ``order=2`` takes first derivatives with ``create_graph=True``, which
+    routes around the backward kernels; ``order=1`` is what exercises them.
+    """
+    check_op(fn, *inputs, against="cpu", device="cuda", order=1, **kw)
+    check_op(fn, *inputs, against="cpu", device="cuda", order=2, **kw)
 SOFTMAX_SHAPES = [(7,), (3, 10), (4, 1), (2, 3, 33), (5, 1000), (3, 5000)]
 
 
@@ -122,14 +132,14 @@ SOFTMAX_SHAPES = [(7,), (3, 10), (4, 1), (2, 3, 33), (5, 1000), (3, 5000)]
 @pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
 def test_softmax_kernels_match_cpu(fn: str, shape: tuple, dtype: str) -> None:
     x = _rng().standard_normal(shape) * 3.0
-    check_op(lambda x: getattr(x, fn)(-1), x, against="cpu", device="cuda", dtype=dtype, label=fn)
+    check_on_cuda(lambda x: getattr(x, fn)(-1), x, dtype=dtype, label=fn)
 
 
 @needs_gpu
 @pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
 def test_softmax_over_a_leading_dim_uses_the_composite_and_matches(fn: str) -> None:
     x = _rng().standard_normal((6, 4, 3))
-    check_op(lambda x: getattr(x, fn)(1), x, against="cpu", device="cuda", label=fn)
+    check_on_cuda(lambda x: getattr(x, fn)(1), x, label=fn)
 
 
 @needs_gpu
@@ -157,7 +167,7 @@ def test_cross_entropy_kernel_matches_cpu(reduction: str, smoothing: float, dtyp
     x = _rng().standard_normal((9, 37)) * 2.0
     t = np.array([0, 36, 5, -100, 12, 12, 3, -100, 20])
     fn, _ = _ce(reduction, smoothing=smoothing)
-    check_op(fn, x, t, against="cpu", device="cuda", dtype=dtype, label=f"cross_entropy {reduction}")
+    check_on_cuda(fn, x, t, dtype=dtype, label=f"cross_entropy {reduction}")
 
 
 @needs_gpu
@@ -181,8 +191,8 @@ def test_cross_entropy_with_an_invalid_class_gives_nan_on_cuda() -> None:
 @pytest.mark.parametrize("shape", [(5,), (3, 7), (2, 3, 300)], ids=str)
 def test_bias_gelu_kernel_matches_cpu(shape: tuple, approximate: str, dtype: str) -> None:
     x, b = _rng().standard_normal(shape) * 2.0, _rng(1).standard_normal(shape[-1:])
-    check_op(lambda x, b: bias_gelu(x, b, approximate=approximate), x, b, against="cpu", device="cuda",
-             dtype=dtype, label=f"bias_gelu {approximate}")
+    check_on_cuda(lambda x, b: bias_gelu(x, b, approximate=approximate), x, b, dtype=dtype,
+                  label=f"bias_gelu {approximate}")
 
 
 @needs_gpu
@@ -198,13 +208,13 @@ def test_layer_norm_kernel_matches_cpu(shape: tuple, affine: str, dtype: str) ->
         return st.nn.functional.layer_norm(x, n, w if affine in ("both", "weight") else None,
                                            b if affine in ("both", "bias") else None)
 
-    check_op(fn, x, w, b, against="cpu", device="cuda", dtype=dtype, label=f"layer_norm {affine}")
+    check_on_cuda(fn, x, w, b, dtype=dtype, label=f"layer_norm {affine}")
 
 
 @needs_gpu
 def test_layer_norm_module_on_cuda_matches_cpu_over_two_dims() -> None:
     x, w, b = _rng().standard_normal((5, 3, 4)), _rng(1).standard_normal((3, 4)), _rng(2).standard_normal((3, 4))
-    check_op(lambda x, w, b: st.nn.functional.layer_norm(x, (3, 4), w, b), x, w, b, against="cpu", device="cuda")
+    check_on_cuda(lambda x, w, b: st.nn.functional.layer_norm(x, (3, 4), w, b), x, w, b)
 
 
 @needs_gpu

@@ -215,6 +215,9 @@ def test_where(dtype: str, shapes3: tuple, seed: int) -> None:
     check_op(lambda c, a, b: lib(a).where(c, -1.0, b.exp()), c, a, b, dtype=dtype, seed=seed,
              label="where_scalar_a")
     check_op(lambda c, a, b: a.masked_fill(c, 2.0), c, a, b, dtype=dtype, seed=seed, label="masked_fill")
+    check_op(lambda c: lib(c).where(c, 1.0, -2.0), c, order=0, label="where_float_scalars")
+    check_op(lambda c: lib(c).where(c, 3, -1), c, order=0, label="where_int_scalars")
+    check_op(lambda c: lib(c).where(c, True, False), c, order=0, label="where_bool_scalars")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

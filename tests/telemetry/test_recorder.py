@@ -303,9 +303,10 @@ def test_trainer_callbacks_log_metrics_and_own_the_recording():
     for step in range(3):
         tr.global_step = step
         st.ones(2) + 1
-        rec.on_step_end(tr, step, {"loss": st.tensor(1.0 / (step + 1)), "lr": 0.1, "note": "text"})
+        rec.on_step_end(tr, step, {"loss": st.tensor(1.0 / (step + 1)), "lr": 0.1, "note": "text",
+                                   "epoch": 0, "batch": step, "batch_size": 32})
     rec.on_validation_end(tr, 0, {"loss": 0.7, "val_acc": 0.9})
-    rec.on_epoch_end(tr, 0, {"epoch_time": 1.5})
+    rec.on_epoch_end(tr, 0, {"loss": 0.6, "val_loss": 0.7, "val_acc": 0.9})
     rec.on_fit_end(tr)
     assert not rec.active
     m = rec.metrics
@@ -313,8 +314,10 @@ def test_trainer_callbacks_log_metrics_and_own_the_recording():
     assert m.filter(name="lr")["step"].to_list() == [0, 1, 2]
     assert m.filter(name="val_loss")["value"].to_list() == [0.7]
     assert m.filter(name="val_acc")["step"].to_list() == [2]
-    assert m.filter(name="epoch")["value"].to_list() == [0.0]
-    assert "note" not in m["name"].to_list()
+    assert m.filter(name="epoch")["value"].to_list() == [0.0]  # from on_epoch_start only
+    assert m.filter(name="epoch_loss").select("step", "value").rows() == [(2, 0.6)]
+    assert m.filter(name="val_loss").height == 1  # not again from on_epoch_end
+    assert not {"note", "batch", "batch_size"} & set(m["name"].to_list())
     assert rec.ops["step"].to_list() == [0, 0, 1]  # epoch start logged step 0
 
 
@@ -410,3 +413,34 @@ def test_rows_past_the_signature_capacity_are_converted_inline():
     assert ops["bytes_out"].to_list() == [4 * n for n in range(1, 6)]
     assert ops["flops"].to_list() == list(range(1, 6))
     assert len(rec._sigs.keys) == 2
+
+
+def test_recorder_as_a_real_trainer_callback():
+    train = pytest.importorskip("spiraltorch_nb.train", reason="the Trainer is not importable")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((48, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 48)
+    model = st.nn.Sequential(st.nn.Linear(4, 8), st.nn.ReLU(), st.nn.Linear(8, 3))
+    rec = st.telemetry.record()
+    trainer = train.Trainer(model, "cross_entropy", st.optim.SGD(model.parameters(), lr=0.1),
+                            callbacks=[rec], progress=False)
+    trainer.fit(train.DataLoader(x, y, batch_size=16), train.DataLoader(x, y, batch_size=48), epochs=2)
+    assert not rec.active  # started by on_fit_start, stopped by on_fit_end
+    m = rec.metrics
+    assert m.filter(name="loss")["step"].to_list() == [1, 2, 3, 4, 5, 6]
+    assert m.filter(name="val_loss")["step"].to_list() == [3, 6]
+    assert set(rec.ops["phase"]) == {"forward", "backward"}
+    assert rec.ops.filter(pl.col("step").is_not_null()).height > 0
+
+
+def test_a_subscriber_arriving_mid_recording_is_noticed_within_a_few_hundred_ops():
+    bus = global_registry().events
+    seen = []
+    with st.telemetry.record() as rec:
+        x = st.ones(2)
+        x + 1
+        with bus.subscribe("telemetry.op", seen.append):
+            for _ in range(600):
+                x + 1
+    assert 600 - 256 <= len(seen) <= 600
+    assert [e.payload["seq"] for e in seen] == rec.ops["seq"].to_list()[-len(seen):]

@@ -103,6 +103,17 @@ def test_custom_metrics_loss_functions_and_scheduler() -> None:
         trainer.fit(train, epochs=0)
 
 
+def test_step_interval_scheduler_logs_the_rate_each_step_used() -> None:
+    model = st.nn.Linear(2, 3)
+    opt = st.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, "cross_entropy", opt, progress=False, scheduler=st.optim.StepLR(opt, 2, gamma=0.5),
+                      scheduler_interval="step")
+    trainer.fit(loaders(batch_size=48)[0], epochs=1)  # five steps
+    assert trainer.history.series("lr") == [0.1, 0.1, 0.05, 0.05, 0.025]
+    with pytest.raises(TrainingError, match="scheduler_interval"):
+        Trainer(model, "mse", opt, scheduler_interval="batch")
+
+
 class Journal(Callback):
     """Records every stage call with its arguments."""
 
@@ -173,6 +184,17 @@ def test_plain_object_adapter_and_dependency_order() -> None:
     assert all(trainer.registry.is_loaded(c.metadata.id) for c in trainer.callbacks)
     trainer.remove_callback(old)
     assert len(trainer.callbacks) == 2
+
+
+def test_telemetry_recorder_works_as_a_callback() -> None:
+    telemetry = pytest.importorskip("spiraltorch_nb.telemetry")
+    recorder = telemetry.Recorder()
+    trainer = make_trainer(callbacks=(recorder,))
+    train, val = loaders(batch_size=120)
+    trainer.fit(train, val, epochs=2)
+    assert trainer.callbacks[0].target is recorder
+    losses = recorder.metrics.filter(pl.col("name") == "loss")
+    assert losses["value"].to_list() == pytest.approx(trainer.history.series("loss"))
 
 
 def test_callback_registration_errors_leave_nothing_behind() -> None:

@@ -144,7 +144,7 @@ def _peak_tracker(cupy: Any) -> _PeakTracker | None:
         return _tracker
 
 
-def _on_input_device(fn: Callable[..., Any], ndarray: type) -> Callable[..., Any]:
+def _on_input_device(fn: Callable[..., Any], ndarray: Any) -> Callable[..., Any]:
     """Run ``fn`` under the device of its first CuPy array argument (multi-GPU machines)."""
 
     def run(*args: Any, **attrs: Any) -> Any:
@@ -193,6 +193,15 @@ class CUDABackend(Backend):
         if count < 1:
             return {"available": False, "reason": "no CUDA device: the driver reports 0 GPUs", "devices": []}
         return {"available": True, "reason": "", "devices": [f"cuda:{i}" for i in range(count)]}
+
+    @classmethod
+    def declared_kernels(cls) -> list[str]:
+        """The op names :meth:`kernels` provides, known without CuPy or a GPU (for the backend matrix)."""
+        import scipy.special
+
+        from .fused import FUSED_OPS
+
+        return sorted(set(build_kernels(np, scipy.special)) | set(FUSED_OPS))
 
     def describe(self) -> dict[str, Any]:
         """Device name, compute capability, memory (device and CuPy pool) and versions."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..._assets import read_asset
 
-__all__ = ["KERNELS", "KERNEL_FILES", "kernel_source", "fused_kernels"]
+__all__ = ["KERNELS", "KERNEL_FILES", "FUSED_OPS", "kernel_source", "fused_kernels"]
 
 #: the kernels launched from each source in ``kernels/cuda``, by base name; each exists as
 #: ``<base>_f32`` and ``<base>_f64`` (a test checks them against the compiled PTX)
@@ -114,6 +114,13 @@ def _compute_dtype(dtype: np.dtype) -> np.dtype | None:
 
 def _is_last(dim: int, ndim: int) -> bool:
     return ndim > 0 and -ndim <= dim < ndim and dim % ndim == ndim - 1
+
+
+#: the operator names :func:`fused_kernels` registers, declared so that they can be listed
+#: without CuPy or a GPU (the docs' backend matrix); a test checks them against the function
+FUSED_OPS = ("softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "fused_bias_gelu",
+             "fused_bias_gelu_backward", "cross_entropy", "cross_entropy_backward", "fused_layer_norm",
+             "fused_layer_norm_backward")
 
 
 def fused_kernels(composite: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:

@@ -9,7 +9,6 @@ back, and every host<->device copy is reported to telemetry and counted in
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from ... import dtypes as _dt
 from ...device import Device
 from ...dtypes import DType, from_numpy_dtype
-from ..base import Backend, report_transfer
+from ..base import Backend
 from . import elementwise as ew
 from .adapter import open_device, probe_adapter
 from .runtime import Runtime, check_dtype
@@ -65,6 +64,7 @@ class WGPUBackend(Backend):
         self.pool = self.rt.pool
         self.queue = self.rt.queue
         self.pipelines = self.rt.pipelines
+        self._kernels: dict[str, Callable[..., Any]] | None = None
         from .random import install_generator
 
         install_generator()
@@ -101,7 +101,23 @@ class WGPUBackend(Backend):
 
     def capabilities(self) -> dict[str, Any]:
         return {"dtypes": [d.name for d in self.dtypes], "ops": sorted(self.kernels()), "autograd": True,
-                "fused": ["softmax", "log_softmax"], "default_int": self.default_int.name}
+                "fused": ["softmax", "log_softmax", "cross_entropy", "linear"],
+                "default_int": self.default_int.name, "int64": False, "float64": False}
+
+    def memory_stats(self) -> dict[str, int]:
+        """Pool bytes in use, at peak and cached (free buffers kept for reuse).
+
+        ``allocated_bytes``/``peak_bytes`` are the names the telemetry recorder reads.
+        WebGPU does not report the device's total or free memory.
+        """
+        pool = self.pool.stats
+        return {"used": pool["bytes_in_use"], "peak": pool["peak_bytes"], "cached": pool["bytes_cached"],
+                "allocated_bytes": pool["bytes_in_use"], "peak_bytes": pool["peak_bytes"],
+                "buffers_created": pool["allocations"]}
+
+    def reset_peak_memory(self) -> None:
+        """Start peak tracking afresh from the bytes in use now."""
+        self.pool.stats["peak_bytes"] = self.pool.stats["bytes_in_use"]
 
     # ---- native arrays ------------------------------------------------------------------
     def from_numpy(self, array: np.ndarray) -> WGPUStorage:
@@ -151,9 +167,7 @@ class WGPUBackend(Backend):
 
     def synchronize(self) -> None:
         """Submit queued work and wait for the GPU to finish it."""
-        t0 = time.perf_counter_ns()
         self.queue.wait()
-        del t0
 
     def empty_cache(self) -> int:
         """Release the pool's free buffers; returns the bytes released."""
@@ -162,9 +176,8 @@ class WGPUBackend(Backend):
 
     # ---- kernels --------------------------------------------------------------------------
     def kernels(self) -> dict[str, Callable[..., Any]]:
-        from .kernels import build_kernels
+        if self._kernels is None:
+            from .kernels import build_kernels
 
-        return build_kernels(self.rt)
-
-
-_ = report_transfer
+            self._kernels = build_kernels(self.rt)
+        return dict(self._kernels)

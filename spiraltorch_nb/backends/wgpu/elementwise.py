@@ -17,8 +17,8 @@ import numpy as np
 from ... import dtypes as _dt
 from ...dtypes import DType, promote_types
 from ...errors import DTypeError
-from .runtime import EXTRA, Runtime, category, compute_type, f32_bits, scalar_bits
-from .storage import WGSL_TYPES, WGPUStorage
+from .runtime import EXTRA, Runtime, broadcast_shapes, category, compute_type, f32_bits, scalar_bits
+from .storage import WGSL_TYPES, WGPUStorage, contiguous_strides
 
 __all__ = ["UNARY", "BINARY", "unary", "binary", "binary_inplace", "where", "cast", "clone", "copy_into", "contiguous", "fill",
            "arange", "broadcast_strides", "broadcast_view", "reshape_view", "is_scalar", "convert_scalar",
@@ -103,7 +103,7 @@ def broadcast_view(x: WGPUStorage, shape: tuple[int, ...]) -> WGPUStorage:
     shape = tuple(shape)
     if x.shape == shape:
         return x
-    if len(x.shape) > len(shape) or tuple(np.broadcast_shapes(x.shape, shape)) != shape:
+    if len(x.shape) > len(shape) or tuple(broadcast_shapes(x.shape, shape)) != shape:
         raise ValueError(f"could not broadcast input array from shape {x.shape} into shape {shape}")
     return x.view(shape, broadcast_strides(x, shape), x.offset)
 
@@ -130,8 +130,8 @@ def unary(rt: Runtime, name: str, x: WGPUStorage, s0: Any = None, s1: Any = None
         return out
     c = compute_type(dt)
     types = {**_types(TA=dt, TO=out_dt), "C": c, "R": "u32" if name == "logical_not" else c}
-    pipe = rt.pipeline("unary", "rw", types=types, op=(fn, 1))
     params = rt.indexer(x.shape, [(x.strides, x.offset)])
+    pipe = rt.pipeline("unary", "rw", types=types, op=(fn, 1), consts={"LINEAR": rt.is_linear(params, 1)})
     params += [_attr_bits(s0, dt), _attr_bits(s1, dt), int(s0 is not None), int(s1 is not None)]
     rt.launch(pipe, (x.buffer, out.buffer), params, out.size)
     return out
@@ -171,17 +171,19 @@ def binary(rt: Runtime, name: str, a: Any, b: Any) -> WGPUStorage:
         a, b = cast(rt, a, common), cast(rt, b, common)
     dt = b.dtype if a_s else a.dtype
     fn = _fn_for(BINARY, name, dt)
-    shape = tuple(np.broadcast_shapes(() if a_s else a.shape, () if b_s else b.shape))
+    shape = tuple(broadcast_shapes(() if a_s else a.shape, () if b_s else b.shape))
     out_dt = _dt.bool_ if name in _BOOL_RESULT else dt
     out = rt.empty(shape, out_dt)
     if out.size == 0:
         return out
     c = compute_type(dt)
     types = {**_types(TA=dt, TB=dt, TO=out_dt), "C": c, "R": "u32" if name in _BOOL_RESULT else c}
-    pipe = rt.pipeline("binary", "rrw", types=types, consts={"A_SCALAR": a_s, "B_SCALAR": b_s}, op=(fn, 2))
-    ops = [((0,) * len(shape), 0) if a_s else (broadcast_strides(a, shape), a.offset),
-           ((0,) * len(shape), 0) if b_s else (broadcast_strides(b, shape), b.offset)]
+    dense = (contiguous_strides(shape), 0)  # a scalar's slot is never read: let it look dense
+    ops = [dense if a_s else (broadcast_strides(a, shape), a.offset),
+           dense if b_s else (broadcast_strides(b, shape), b.offset)]
     params = rt.indexer(shape, ops)
+    consts = {"A_SCALAR": a_s, "B_SCALAR": b_s, "LINEAR": rt.is_linear(params, 2)}
+    pipe = rt.pipeline("binary", "rrw", types=types, consts=consts, op=(fn, 2))
     params += [scalar_bits(a, dt) if a_s else 0, scalar_bits(b, dt) if b_s else 0]
     buf_a = b.buffer if a_s else a.buffer
     buf_b = a.buffer if b_s else b.buffer
@@ -204,9 +206,10 @@ def binary_inplace(rt: Runtime, name: str, a: WGPUStorage, b: Any) -> WGPUStorag
     fn = _fn_for(BINARY, name, dt)
     c = compute_type(dt)
     types = {"TA": WGSL_TYPES[dt.name], "C": c, "R": c}
-    pipe = rt.pipeline("binary_inplace", "wr", types=types, consts={"B_SCALAR": b_s}, op=(fn, 2))
-    ops = [(a.strides, a.offset), ((0,) * a.ndim, 0) if b_s else (b.strides, b.offset)]
+    ops = [(a.strides, a.offset), (contiguous_strides(a.shape), 0) if b_s else (b.strides, b.offset)]
     params = rt.indexer(a.shape, ops)
+    consts = {"B_SCALAR": b_s, "LINEAR": rt.is_linear(params, 2)}
+    pipe = rt.pipeline("binary_inplace", "wr", types=types, consts=consts, op=(fn, 2))
     params += [0, scalar_bits(b, dt) if b_s else 0]
     rt.launch(pipe, (a.buffer, rt.dummy if b_s else b.buffer), params, a.size)
     return a
@@ -229,17 +232,18 @@ def where(rt: Runtime, cond: Any, a: Any, b: Any) -> WGPUStorage:
         common = promote_types(a.dtype, b.dtype)
         a, b = cast(rt, a, common), cast(rt, b, common)
     dt = b.dtype if a_s else a.dtype
-    shape = tuple(np.broadcast_shapes(cond.shape, () if a_s else a.shape, () if b_s else b.shape))
+    shape = tuple(broadcast_shapes(cond.shape, () if a_s else a.shape, () if b_s else b.shape))
     out = rt.empty(shape, dt)
     if out.size == 0:
         return out
     types = {**_types(TW=cond.dtype, TA=dt), "C": compute_type(dt)}
-    pipe = rt.pipeline("where", "rrrw", types=types, consts={"A_SCALAR": a_s, "B_SCALAR": b_s})
-    zero = ((0,) * len(shape), 0)
+    dense = (contiguous_strides(shape), 0)  # a scalar's slot is never read: let it look dense
     ops = [(broadcast_strides(cond, shape), cond.offset),
-           zero if a_s else (broadcast_strides(a, shape), a.offset),
-           zero if b_s else (broadcast_strides(b, shape), b.offset)]
+           dense if a_s else (broadcast_strides(a, shape), a.offset),
+           dense if b_s else (broadcast_strides(b, shape), b.offset)]
     params = rt.indexer(shape, ops)
+    consts = {"A_SCALAR": a_s, "B_SCALAR": b_s, "LINEAR": rt.is_linear(params, 3)}
+    pipe = rt.pipeline("where", "rrrw", types=types, consts=consts)
     params += [scalar_bits(a, dt) if a_s else 0, scalar_bits(b, dt) if b_s else 0]
     buf_a = b.buffer if a_s else a.buffer
     buf_b = a.buffer if b_s else b.buffer
@@ -259,9 +263,8 @@ def copy_into(rt: Runtime, dst: WGPUStorage, src: Any) -> None:
     types = {**_types(TA=ta, TO=dst.dtype), "CO": compute_type(dst.dtype)}
     consts = {"SRC_SCALAR": scalar, "TO_BOOL": dst.dtype is _dt.bool_ and ta is not _dt.bool_,
               "WRAP_NEG": dst.dtype is _dt.uint32 and ta.kind == "f"}
-    pipe = rt.pipeline("copy", "rw", types=types, consts=consts)
     if scalar:
-        src_op = ((0,) * dst.ndim, 0)
+        src_op = (contiguous_strides(dst.shape), 0)
         src_buf = rt.dummy
         value = scalar_bits(convert_scalar(src, dst.dtype), dst.dtype)
     else:
@@ -270,6 +273,8 @@ def copy_into(rt: Runtime, dst: WGPUStorage, src: Any) -> None:
         value = 0
     params = rt.indexer(dst.shape, [(dst.strides, dst.offset), src_op])
     params.append(value)
+    consts["LINEAR"] = rt.is_linear(params, 2)
+    pipe = rt.pipeline("copy", "rw", types=types, consts=consts)
     rt.launch(pipe, (src_buf, dst.buffer), params, dst.size)
 
 
@@ -296,10 +301,10 @@ def clone(rt: Runtime, x: WGPUStorage) -> WGPUStorage:
     out = rt.empty(x.shape, x.dtype)
     if out.size:
         types = {**_types(TA=x.dtype, TO=x.dtype), "CO": compute_type(x.dtype)}
-        pipe = rt.pipeline("copy", "rw", types=types, consts={"SRC_SCALAR": False, "TO_BOOL": False,
-                                                              "WRAP_NEG": False})
         params = rt.indexer(x.shape, [(out.strides, 0), (x.strides, x.offset)])
         params.append(0)
+        consts = {"SRC_SCALAR": False, "TO_BOOL": False, "WRAP_NEG": False, "LINEAR": rt.is_linear(params, 2)}
+        pipe = rt.pipeline("copy", "rw", types=types, consts=consts)
         rt.launch(pipe, (x.buffer, out.buffer), params, out.size)
     return out
 

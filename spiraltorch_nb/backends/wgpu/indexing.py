@@ -23,7 +23,7 @@ import numpy as np
 from ... import dtypes as _dt
 from ...errors import DTypeError
 from . import elementwise as ew
-from .runtime import EXTRA, Runtime, i32_bits, scalar_bits
+from .runtime import EXTRA, Runtime, broadcast_shapes, i32_bits, scalar_bits
 from .storage import WGSL_TYPES, WGPUStorage, contiguous_strides
 
 __all__ = ["getitem", "getitem_grad", "index_put", "gather", "gather_grad"]
@@ -120,7 +120,7 @@ def _plan(rt: Runtime, shape: tuple[int, ...], strides: tuple[int, ...], offset:
 
 def _lin(rt: Runtime, plan: _Plan) -> tuple[WGPUStorage, tuple[int, ...]]:
     """The int32 offsets (within the view) that each index position selects, shape B."""
-    b_shape = tuple(np.broadcast_shapes(*(a.shape for _, a in plan.arrays)))
+    b_shape = tuple(broadcast_shapes(*(a.shape for _, a in plan.arrays)))
     lin = rt.empty(b_shape, _dt.int32)
     if lin.size == 0:
         return lin, b_shape
@@ -268,7 +268,7 @@ def gather(rt: Runtime, x: WGPUStorage, index: WGPUStorage, dim: int) -> WGPUSto
     if index.shape != x.shape:
         x = x.view(tuple(x.shape[d] if d == dim or index.shape[d] > x.shape[d] else index.shape[d]
                          for d in range(x.ndim)), x.strides, x.offset)
-    shape = list(np.broadcast_shapes(tuple(1 if d == dim else s for d, s in enumerate(x.shape)),
+    shape = list(broadcast_shapes(tuple(1 if d == dim else s for d, s in enumerate(x.shape)),
                                      tuple(1 if d == dim else s for d, s in enumerate(index.shape))))
     shape[dim] = index.shape[dim]
     shape_t = tuple(shape)

@@ -8,7 +8,8 @@ defines them, and returns new storages without reading anything back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from ... import dtypes as _dt
 from ...dtypes import DType
@@ -16,7 +17,7 @@ from . import elementwise as ew
 from . import indexing, layout, linalg, reduce
 from .runtime import Runtime, check_dtype
 
-__all__ = ["build_kernels"]
+__all__ = ["build_kernels", "kernel_names", "declared_dtypes"]
 
 _PLAIN_UNARY = ("neg", "abs", "sign", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh",
                 "floor", "ceil", "round", "logical_not", "erf", "sigmoid", "relu", "silu")
@@ -174,6 +175,24 @@ def build_kernels(rt: Runtime) -> dict[str, Callable[..., Any]]:
 
     k.update(unfold=unfold, fold=fold)
     return k
+
+
+class _TableOnly:
+    """Stands in for a Runtime when only the table's names are wanted: building it reads
+    ``handle.has_f16`` and nothing else, so no device opens."""
+
+    def __init__(self, has_f16: bool) -> None:
+        self.handle = SimpleNamespace(has_f16=has_f16)
+
+
+def kernel_names() -> list[str]:
+    """The op names :func:`build_kernels` provides, listed without opening a device (for the backend matrix)."""
+    return sorted(build_kernels(cast(Runtime, _TableOnly(False))))
+
+
+def declared_dtypes(has_f16: bool) -> tuple[DType, ...]:
+    """The dtypes a device holds when its adapter has (or lacks) ``shader-f16``, without opening one."""
+    return rt_dtypes(cast(Runtime, _TableOnly(has_f16)))
 
 
 def rt_dtypes(rt: Runtime) -> tuple[DType, ...]:

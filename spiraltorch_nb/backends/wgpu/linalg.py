@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ... import dtypes as _dt
 from ...errors import LimitError
 from . import elementwise as ew
-from .runtime import EXTRA, Runtime, coalesce, compute_type, i32_bits
+from .runtime import EXTRA, Runtime, broadcast_shapes, coalesce, compute_type, i32_bits
 from .storage import WGSL_TYPES, WGPUStorage
 
 __all__ = ["matmul"]
@@ -49,7 +47,7 @@ def matmul(rt: Runtime, a: WGPUStorage, b: WGPUStorage) -> WGPUStorage:
     if k != k2:
         raise ValueError(f"matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc signature "
                          f"(n?,k),(k,m?)->(n?,m?) (size {k2} is different from {k})")
-    batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    batch = tuple(broadcast_shapes(a.shape[:-2], b.shape[:-2]))
     out_shape = batch + (m, n)
     final = out_shape
     if a1:
@@ -74,9 +72,14 @@ def matmul(rt: Runtime, a: WGPUStorage, b: WGPUStorage) -> WGPUStorage:
             words[16 + d], words[24 + d], words[32 + d] = s, i32_bits(sa), i32_bits(sb)
         t = _tile(m, n)
         types = {"TA": WGSL_TYPES[a.dtype.name], "C": compute_type(a.dtype)}
-        pipe = rt.pipeline("matmul", "rrw", types=types, consts={"TM": t, "TN": t})
         limit = rt.max_groups
-        groups = (min(-(-n // (16 * t)), limit), min(-(-m // (16 * t)), limit), min(nb, limit))
+        if rt.cpu_adapter:
+            # no workgroup memory: barriers are expensive on software rasterizers
+            pipe = rt.pipeline("matmul", "rrw", entry="main_regs", types=types, consts={"TM": 4, "TN": 4})
+            groups = (min(-(-n // 32), limit), min(-(-m // 32), limit), min(nb, limit))
+        else:
+            pipe = rt.pipeline("matmul", "rrw", types=types, consts={"TM": t, "TN": t})
+            groups = (min(-(-n // (16 * t)), limit), min(-(-m // (16 * t)), limit), min(nb, limit))
         rt.queue.dispatch(pipe, (a.buffer, b.buffer, out.buffer), words, groups)
     if final != out_shape:
         out = out.view(final, _contig(final), 0)

@@ -138,6 +138,7 @@ class PipelineCache:
         for name, ty in sorted(types.items()):
             lines.append(f"alias {name} = {ty};")
         lines.append(f"const WG: u32 = {int(wg)}u;")
+        consts = {"LINEAR": False, **consts}  # common.wgsl's fast path, off unless asked for
         for name, value in sorted(consts.items()):
             lines.append(f"const {name}{_const_literal(value)};")
         if op is not None:

@@ -24,6 +24,7 @@ where the program order puts it.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections import OrderedDict
 from typing import Any
@@ -56,7 +57,8 @@ class CommandQueue:
         self._arena_slots = max(arena_bytes // (self._stride_words * 4) - 1, 1)
         size = (self._arena_slots + 1) * self._stride_words * 4
         self._arena = device.create_buffer(size=size, usage=wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_DST)
-        self._host = np.zeros((self._arena_slots + 1, self._stride_words), dtype=np.uint32)
+        self._host = bytearray(size)
+        self._packers: dict[int, struct.Struct] = {}
         self._slot = 0
         self._encoder: Any = None
         self._pass: Any = None
@@ -110,7 +112,11 @@ class CommandQueue:
         slot = self._slot
         self._slot += 1
         if params:
-            self._host[slot, :len(params)] = params
+            n = len(params)
+            packer = self._packers.get(n)
+            if packer is None:
+                packer = self._packers[n] = struct.Struct(f"<{n}I")
+            packer.pack_into(self._host, slot * self._stride_words * 4, *params)
         bg = self._bind_group(pipe, buffers)[0]
         cp = self._begin_pass()
         if self._last_pipeline is not pipe.pipeline:
@@ -143,7 +149,8 @@ class CommandQueue:
             return
         self._end_pass()
         if self._slot:
-            self._queue.write_buffer(self._arena, 0, self._host[:self._slot])
+            used = self._slot * self._stride_words * 4
+            self._queue.write_buffer(self._arena, 0, memoryview(self._host)[:used])
         self._queue.submit([self._encoder.finish()])
         self.stats["submits"] += 1
         self._encoder = None

@@ -13,8 +13,8 @@ from typing import Any
 
 from ... import dtypes as _dt
 from ...dtypes import DType
-from ..array_kernels import normalize_dims
 from ...errors import LimitError
+from ..array_kernels import normalize_dims
 from .runtime import EXTRA, Runtime, compute_type, f32_bits, i32_bits
 from .runtime import coalesce as _coalesce
 from .storage import WGSL_TYPES, WGPUStorage
@@ -25,6 +25,11 @@ _OPS = {"sum": 0, "prod": 1, "amax": 2, "amin": 3, "argmax": 4, "argmin": 5, "me
 _NAMES = {"amax": "max", "amin": "min", "argmax": "argmax", "argmin": "argmin"}
 #: rows shorter than this are reduced by one invocation each
 _THREAD_ROW = 64
+#: a long row is split so that each workgroup folds about this many elements per invocation
+_CHUNK_STEPS = 16
+#: and so that rows x chunks stays near this many workgroups
+_SPLIT_GROUPS = 1024
+_ACC_DTYPES = {"f32": _dt.float32, "i32": _dt.int32, "u32": _dt.uint32}
 
 
 def _pack(words: list[int], at: int, values: tuple[int, ...]) -> None:
@@ -88,18 +93,36 @@ def reduce(rt: Runtime, name: str, x: WGPUStorage, dim: Any, keepdim: bool) -> W
     _pack(words, 16, kstrides)
     _pack(words, 24, rshape)
     _pack(words, 32, rstrides)
-    types = {"TA": WGSL_TYPES[x.dtype.name], "TO": WGSL_TYPES[out.dtype.name],
-             "C": compute_type(x.dtype) if name != "mean" else "f32"}
-    if x.dtype is _dt.int32 and name in ("sum", "prod"):
-        types["C"] = "i32"
-    consts = {"OP": _OPS[name]}
+    words[7] = max(n_red, 1) if name != "mean" or n_red else 0
+    acc = "f32" if name == "mean" else ("i32" if x.dtype is _dt.int32 and name in ("sum", "prod") else compute_type(x.dtype))
+    consts = {"OP": _OPS[name], "R_LINEAR": len(rshape) <= 1, "PASS": 0}
+    types = {"TA": WGSL_TYPES[x.dtype.name], "TO": WGSL_TYPES[out.dtype.name], "C": acc}
+    d1, d2 = rt.dummy, rt.dummy2
     if n_red < _THREAD_ROW or rows >= 4096 and n_red < 1024:
-        pipe = rt.pipeline("reduce", "rw", entry="reduce_thread", types=types, consts=consts, wg=64)
-        rt.launch(pipe, (x.buffer, out.buffer), words, rows, wg=64)
-    else:
-        wg = _wg_for(n_red)
-        pipe = rt.pipeline("reduce", "rw", entry="reduce_wg", types=types, consts=consts, wg=wg)
-        rt.launch_groups(pipe, (x.buffer, out.buffer), words, rows)
+        pipe = rt.pipeline("reduce", "rwwr", entry="reduce_thread", types=types, consts=consts, wg=64)
+        rt.launch(pipe, (x.buffer, out.buffer, d1, d2), words, rows, wg=64)
+        return out
+    wg = _wg_for(n_red)
+    chunks = min(-(-n_red // (wg * _CHUNK_STEPS)), max(1, _SPLIT_GROUPS // rows))
+    if chunks <= 1:
+        pipe = rt.pipeline("reduce", "rwwr", entry="reduce_wg", types=types, consts=consts, wg=wg)
+        rt.launch_groups(pipe, (x.buffer, out.buffer, d1, d2), words, rows)
+        return out
+    # long rows: partial results per chunk, then one more launch combines them
+    chunk = -(-n_red // chunks)
+    chunks = -(-n_red // chunk)  # so that no chunk is empty
+    words[5], words[6] = chunks, chunk
+    part = rt.empty((rows, chunks), _ACC_DTYPES[acc])
+    part_idx = rt.empty((rows, chunks), _dt.uint32) if name in ("argmax", "argmin") else None
+    pipe = rt.pipeline("reduce", "rwwr", entry="reduce_wg", types={**types, "TO": acc},
+                       consts={**consts, "PASS": 1}, wg=wg)
+    rt.launch_groups(pipe, (x.buffer, part.buffer, part_idx.buffer if part_idx else d1, d2), words, rows * chunks)
+    words2 = list(words)
+    words2[3], words2[5], words2[6] = chunks, 0, 0
+    wg2 = _wg_for(chunks)
+    pipe = rt.pipeline("reduce", "rwwr", entry="reduce_wg", types={**types, "TA": acc},
+                       consts={**consts, "PASS": 2}, wg=wg2)
+    rt.launch_groups(pipe, (part.buffer, out.buffer, d1, part_idx.buffer if part_idx else d2), words2, rows)
     return out
 
 

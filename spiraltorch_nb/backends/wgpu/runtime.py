@@ -21,9 +21,15 @@ from ...errors import DTypeError, LimitError
 from .adapter import DeviceHandle
 from .pipelines import Pipeline, PipelineCache
 from .queue import CommandQueue
-from .storage import DEVICE_ITEMSIZE, DEVICE_NP, WGSL_TYPES, BufferPool, WGPUStorage, contiguous_strides
+from .storage import (
+    DEVICE_ITEMSIZE,
+    DEVICE_NP,
+    BufferPool,
+    WGPUStorage,
+    contiguous_strides,
+)
 
-__all__ = ["Runtime", "f32_bits", "i32_bits", "compute_type", "category", "MAX_DIMS", "EXTRA"]
+__all__ = ["Runtime", "broadcast_shapes", "f32_bits", "i32_bits", "compute_type", "category", "MAX_DIMS", "EXTRA"]
 
 MAX_DIMS = 8
 EXTRA = 48
@@ -70,6 +76,30 @@ def scalar_bits(v: Any, dt: DType) -> int:
     return iv
 
 
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy's broadcasting of shapes (ValueError naming them when they do not broadcast).
+
+    Written out because ``np.broadcast_shapes`` costs several microseconds per call, a
+    noticeable share of a small op.
+    """
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return tuple(first)
+    nd = max(len(s) for s in shapes)
+    out = [1] * nd
+    for s in shapes:
+        lead = nd - len(s)
+        for d, n in enumerate(s):
+            cur = out[lead + d]
+            if n != cur:
+                if cur == 1:
+                    out[lead + d] = n
+                elif n != 1:
+                    raise ValueError("shape mismatch: objects cannot be broadcast to a single shape: "
+                                     + " and ".join(str(tuple(x)) for x in shapes))
+    return tuple(out)
+
+
 def coalesce(shape: tuple[int, ...], strides: list[tuple[int, ...]]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
     """Drop size-1 dimensions and merge neighbours that every operand walks as one."""
     dims = [i for i, s in enumerate(shape) if s != 1]
@@ -99,9 +129,12 @@ class Runtime:
         self.queue = CommandQueue(self.device, self.limits, self.stats)
         self.pool.on_release = self.queue.forget_bind_groups
         self.pipelines = PipelineCache(self.device, handle.has_f16)
+        #: a software adapter (lavapipe/llvmpipe): some kernels pick variants without barriers
+        self.cpu_adapter = str(handle.adapter_info.get("adapter_type", "")) == "CPU"
         self.max_groups = int(self.limits.get("max-compute-workgroups-per-dimension", _MAX_GROUPS))
         # bound where a kernel declares a buffer it does not read (a fill has no source)
         self._dummy = self.pool.acquire(256)
+        self._dummy2 = self.pool.acquire(256)  # a second one, where two unused slots differ in access
 
     # ---- storages ------------------------------------------------------------------
     def empty(self, shape: tuple[int, ...], dtype: DType) -> WGPUStorage:
@@ -120,6 +153,10 @@ class Runtime:
     @property
     def dummy(self) -> Any:
         return self._dummy.buffer
+
+    @property
+    def dummy2(self) -> Any:
+        return self._dummy2.buffer
 
     # ---- launching ------------------------------------------------------------------
     def pipeline(self, kernel: str, signature: str, *, entry: str = "main", types: dict[str, str] | None = None,
@@ -171,6 +208,13 @@ class Runtime:
                 words[base + d] = v & 0xFFFFFFFF
         return words
 
+    @staticmethod
+    def is_linear(words: list[int], n_operands: int) -> bool:
+        """Whether an indexer block walks every operand densely with stride 1 (LINEAR)."""
+        if words[1] == 0:
+            return True
+        return words[1] == 1 and all(words[16 + 8 * k] == 1 for k in range(n_operands))
+
     # ---- host transfers ----------------------------------------------------------------
     def upload(self, array: np.ndarray, dtype: DType) -> WGPUStorage:
         """A new storage holding ``array`` (already of a dtype this backend holds)."""
@@ -211,5 +255,3 @@ def check_dtype(dt: DType, held: tuple[DType, ...], what: str = "this operation"
         msg = f"{dt.name} is not supported on wgpu ({what}); supported dtypes: {ok}"
     raise DTypeError(msg, op=None, dtype=dt)
 
-
-_ = WGSL_TYPES

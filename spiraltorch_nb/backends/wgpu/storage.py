@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from ... import dtypes as _dt
 from ...dtypes import DType
 from ...errors import LimitError
 
@@ -78,7 +77,7 @@ class BufferPool:
     ----------
     stats : dict
         ``allocations`` (GPU buffers created), ``reuses`` (requests served from the
-        pool), ``bytes_in_use`` and ``bytes_cached`` (free buffers held).
+        pool), ``bytes_in_use``, ``peak_bytes`` and ``bytes_cached`` (free buffers held).
     """
 
     def __init__(self, device: Any, limits: dict[str, int]) -> None:
@@ -90,7 +89,7 @@ class BufferPool:
         self.max_binding_size = int(limits.get("max-storage-buffer-binding-size", 1 << 27))
         self._free: dict[int, list[Any]] = defaultdict(list)
         self._lock = threading.Lock()
-        self.stats = {"allocations": 0, "reuses": 0, "bytes_in_use": 0, "bytes_cached": 0}
+        self.stats = {"allocations": 0, "reuses": 0, "bytes_in_use": 0, "bytes_cached": 0, "peak_bytes": 0}
         #: called with no arguments when free buffers are destroyed (bind groups may hold them)
         self.on_release: Any = None
 
@@ -125,7 +124,10 @@ class BufferPool:
         else:
             buf = self._create(size)
             self.stats["allocations"] += 1
-        self.stats["bytes_in_use"] += size
+        stats = self.stats
+        stats["bytes_in_use"] += size
+        if stats["bytes_in_use"] > stats["peak_bytes"]:
+            stats["peak_bytes"] = stats["bytes_in_use"]
         block = Block(buf, size)
         weakref.finalize(block, self._release, buf, size)
         return block
@@ -221,9 +223,3 @@ class WGPUStorage:
         return (f"<WGPUStorage {self.dtype.name} shape={self.shape} strides={self.strides} "
                 f"offset={self.offset} buffer={self.block.size}B>")
 
-
-def device_dtype_ok(dt: DType) -> bool:
-    return dt.name in WGSL_TYPES
-
-
-_ = _dt  # dtypes are referenced by name above
