@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..autograd.grad_mode import state as _grad_state
-from ..dtypes import DType, default_float, promote_types, scalar_dtype
+from ..dtypes import DType, default_float, int64, promote_types, scalar_dtype
 from ..errors import DeviceError, DTypeError, OperatorError, ShapeError, SpiralTorchError
 
 __all__ = [
@@ -395,6 +395,12 @@ def _promote_slow(rule: str | None, first: int, args: tuple) -> tuple:
     if rule == "promote_float" or rule == "float":
         if common.kind != "f":
             common = default_float
+            mixed = True
+    if common is int64:
+        # a backend without 64-bit integers (wgpu) counts in its own integer type instead
+        narrow = getattr(next(a for a in args[first:] if isinstance(a, T))._be, "default_int", None)
+        if narrow is not None and narrow is not common:
+            common = narrow
             mixed = True
     if not mixed:
         return args

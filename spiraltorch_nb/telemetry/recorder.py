@@ -68,6 +68,9 @@ TOPIC_TRANSFER = "telemetry.transfer"
 TOPIC_METRIC = "telemetry.metric"
 #: ops between two checks for telemetry.op subscribers
 _BUS_RECHECK = 256
+#: op columns that vary per call (the others come from the op's signature)
+_CALL_SCHEMA = {c: OPS_SCHEMA[c] for c in ("seq", "start_ns", "duration_ns", "timing", "host_ns", "node",
+                                           "thread", "step")}
 
 
 def active_recorder() -> Recorder | None:
@@ -155,7 +158,6 @@ class Recorder(TelemetryFrames):
         self._timers: dict[str, tuple[Any, Any]] = {}  # backend name -> (context manager, timer)
         self._flop_rules: dict[str, Any] = {}
         self._sigs = SignatureTable()
-        self._sig_index = self._sigs.index  # read without the lock on the hot path
         self._memory_every: float = memory_every or math.inf
         self._next_memory: float = math.inf  # op count at which memory is sampled next
         self._trigger: float = self._op_chunk  # stage length at which on_op calls _on_trigger
@@ -318,14 +320,11 @@ class Recorder(TelemetryFrames):
             if len(outputs) > 1:
                 for o in outputs[1:]:
                     nout += nbytes_of(o._data)
-        key = (op.name, info, phase, tuple(shapes), dt, nin, nout)
-        sid: int | tuple | None = self._sig_index.get(key)
-        if sid is None:
-            sid = self._sigs.intern(key)
         timer = info.timer
         node = out._node
-        row = (next(self._seq), sid, start_ns, duration_ns, None if timer is None else timer.mark(),
-               None if node is None else id(node), _get_ident(), self._step)
+        row = (next(self._seq), op.name, info, phase, tuple(shapes), dt, nin, nout, start_ns, duration_ns,
+               None if timer is None else timer.mark(), None if node is None else id(node), _get_ident(),
+               self._step)
         stage = self._op_stage
         stage.append(row)
         if len(stage) >= self._trigger:
@@ -416,8 +415,7 @@ class Recorder(TelemetryFrames):
                           f"{exc}); its ops are timed on the host (timing='host')", RuntimeWarning, stacklevel=3)
 
     def _op_payload(self, row: tuple) -> dict[str, Any]:
-        seq, sid, start, dur, _tok, node, thread, step = row
-        op, info, phase, shapes, dt, nin, nout = self._sigs.key(sid)
+        seq, op, info, phase, shapes, dt, nin, nout, start, dur, _tok, node, thread, step = row
         isz = dt.itemsize
         flops = self._flops(op, shapes, nout // isz if isz else 0)
         return {"seq": seq, "op": op, "backend": info.name, "device": info.device, "phase": phase,
@@ -436,27 +434,27 @@ class Recorder(TelemetryFrames):
             return None
 
     def _convert_ops(self, rows: list[tuple]) -> pl.DataFrame:
-        seq, sids, start, host, tokens, node, thread, step = zip(*rows, strict=True)
+        (seq, op, infos, phase, shapes, dtypes, nin, nout, start, host, tokens, node, thread,
+         step) = zip(*rows, strict=True)
         n = len(rows)
         duration: list[int] | tuple[int, ...] = host
         timing: list[str] = ["host"] * n
         if tokens.count(None) != n:
-            duration, timing = self._resolve_device_times(sids, tokens, host)
+            duration, timing = self._resolve_device_times(infos, tokens, host)
         calls = pl.DataFrame({
             "seq": seq, "start_ns": start, "duration_ns": duration, "timing": timing, "host_ns": host,
             "node": node, "thread": thread, "step": step,
-        }, schema={c: OPS_SCHEMA[c] for c in ("seq", "start_ns", "duration_ns", "timing", "host_ns",
-                                               "node", "thread", "step")})
-        return pl.concat([calls, self._sigs.columns(sids)], how="horizontal").select(list(OPS_SCHEMA))
+        }, schema=_CALL_SCHEMA)
+        sigs = self._sigs.columns(list(zip(op, infos, phase, shapes, dtypes, nin, nout, strict=True)))
+        return pl.concat([calls, sigs], how="horizontal").select(list(OPS_SCHEMA))
 
-    def _resolve_device_times(self, sids: tuple, tokens: tuple, host: tuple) -> tuple[list[int], list[str]]:
+    def _resolve_device_times(self, infos: tuple, tokens: tuple, host: tuple) -> tuple[list[int], list[str]]:
         duration = list(host)
         timing = ["host"] * len(host)
         by_timer: dict[int, tuple[Any, str, list[int]]] = {}
-        key = self._sigs.key
         for i, tok in enumerate(tokens):
             if tok is not None:
-                info = key(sids[i])[1]
+                info = infos[i]
                 by_timer.setdefault(id(info.timer), (info.timer, info.name, []))[2].append(i)
         for timer, backend, idx in by_timer.values():
             try:

@@ -1,14 +1,15 @@
 """Op signatures: the part of an op event that repeats from one training step to the next.
 
-A training loop dispatches the same ops on the same shapes every step. The recorder's
-hot path therefore interns the repeating part of each event, its *signature*
-``(op, backend, phase, input shapes, dtype, bytes in, bytes out)``, into a small integer,
-and stages only that integer with the per-call values (seq, times, node, thread,
-step). Converting a chunk then costs a gather from the table of signatures, whose
-columns (names, nested shape lists, FLOP estimates) are each computed once.
+A training loop dispatches the same ops on the same shapes every step. When a chunk
+of staged rows is converted, the repeating part of each event, its *signature*
+``(op, backend, phase, input shapes, dtype, bytes in, bytes out)``, is looked up in a
+table, and its columns (names, nested shape lists, FLOP estimates) are gathered from
+there: each is computed once per distinct signature, not once per call. The lookup
+happens at conversion, in one tight loop, rather than on the hot path after every
+op, where it would cost several times more (its data is cold in the cache there).
 
-The table holds at most ``capacity`` signatures; beyond that (shapes that never
-repeat), a row carries its signature inline and is converted on its own.
+The table holds at most ``capacity`` signatures; a chunk whose new signatures would
+overflow it (shapes that never repeat) is converted row by row.
 """
 
 from __future__ import annotations
@@ -56,40 +57,32 @@ class SignatureTable:
         self.keys: list[tuple] = []
         self._frame = pl.DataFrame(schema=_SIG_SCHEMA)
         self._dtype_info: dict[Any, tuple[str, int]] = {}
-        #: whether any row has carried its signature inline (the table was full)
-        self.overflowed = False
         self._lock = threading.Lock()
 
-    def intern(self, key: tuple) -> int | tuple:
-        """The id of ``key`` (added if new), or ``key`` itself once the table is full."""
-        with self._lock:
-            sid = self.index.get(key)
-            if sid is None:
-                if len(self.keys) >= self.capacity:
-                    self.overflowed = True
-                    return key
-                sid = len(self.keys)
-                self.keys.append(key)
-                self.index[key] = sid
-            return sid
+    def columns(self, keys: Sequence[tuple]) -> pl.DataFrame:
+        """The signature columns of each row, in order; new signatures are interned.
 
-    def key(self, sid: int | tuple) -> tuple:
-        return sid if isinstance(sid, tuple) else self.keys[sid]
-
-    def frame(self) -> pl.DataFrame:
-        """The signature columns of every interned id (converted incrementally)."""
+        When the new ones would overflow ``capacity`` (shapes that never repeat), the
+        rows are converted one by one instead, and the table stays as it is.
+        """
+        get = self.index.get
+        ids = [get(k) for k in keys]  # one hash per row: most signatures are known already
         with self._lock:
-            n = len(self.keys)
+            if None in ids:
+                index = self.index
+                new = [k for k in dict.fromkeys(k for k, i in zip(keys, ids, strict=True) if i is None)
+                       if k not in index]
+                if len(self.keys) + len(new) > self.capacity:
+                    return self.convert(keys)
+                for k in new:
+                    index[k] = len(self.keys)
+                    self.keys.append(k)
+                ids = [index[k] if i is None else i for k, i in zip(keys, ids, strict=True)]
             have = self._frame.height
-            if n > have:
-                self._frame = pl.concat([self._frame, self.convert(self.keys[have:n])], rechunk=True)
-            return self._frame
-
-    def columns(self, sids: Sequence[int | tuple]) -> pl.DataFrame:
-        """The signature columns of each row, in order."""
-        if self.overflowed and any(isinstance(s, tuple) for s in sids):
-            return self.convert([self.key(s) for s in sids])
-        return self.frame()[pl.Series(sids, dtype=pl.UInt32)]
+            if len(self.keys) > have:
+                self._frame = pl.concat([self._frame, self.convert(self.keys[have:])], rechunk=True)
+            frame = self._frame
+        return frame[pl.Series(ids, dtype=pl.UInt32)]
 
     def convert(self, keys: Sequence[tuple]) -> pl.DataFrame:
         """Signature keys -> their columns (names, nested shape lists, FLOP estimates)."""

@@ -6,8 +6,8 @@ run handle) produces events on the plugin bus from the training thread:
 to an in-memory :class:`~._series.DownsampledSeries` and pokes a :class:`~._base.Coalescer`.
 The coalescer's thread flushes at most ``1 / update_interval`` times per second (10 by
 default): one custom comm message carrying, per changed series, only the points the
-front end lacks as one float64 buffer, plus one batched trait update (overlays, op
-breakdown, status). Per-op times and memory samples are read from the recorder's
+front end lacks as one float64 buffer, the new overlays and the status line; the op
+breakdown (a synced trait) changes at most once a second. Per-op times and memory samples are read from the recorder's
 frames by the same thread about once a second. So the comm carries a bounded number
 of messages and, thanks to the series' doubling downsampling, ``O(capacity * log n)``
 bytes for ``n`` steps, and the training thread pays a few microseconds per event.
@@ -43,7 +43,7 @@ from ._series import DownsampledSeries, pack_points
 
 __all__ = ["TelemetryDashboard"]
 
-#: overlays kept (oldest dropped first); each costs ~80 bytes in every overlays update
+#: overlays kept; past it every other epoch mark is dropped (events and switches are kept)
 MAX_OVERLAYS = 400
 #: metric names that mark boundaries rather than draw curves
 _BOUNDARY_METRICS = ("epoch",)
@@ -75,8 +75,8 @@ def _is_number(v: Any) -> bool:
 
 
 def _panel_of(name: str) -> str:
-    """Curves that belong together share a panel: ``loss`` and ``val_loss``."""
-    for prefix in ("val_", "train_", "test_"):
+    """Curves that belong together share a panel: ``loss``, ``epoch_loss`` and ``val_loss``."""
+    for prefix in ("val_", "train_", "test_", "epoch_"):
         if name.startswith(prefix) and len(name) > len(prefix):
             return name[len(prefix):]
     return name
@@ -131,7 +131,8 @@ class TelemetryDashboard(ActionWidget):
     _css = widget_asset("telemetry_dashboard.css")
     _actions = {"snapshot": "_send_snapshot", "export": "_export_from_front"}
 
-    overlays = traitlets.List(traitlets.Dict()).tag(sync=True)
+    # not synced: the list only grows, so it crosses the comm incrementally with the points
+    overlays = traitlets.List(traitlets.Dict())
     op_breakdown = traitlets.List(traitlets.Dict()).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
     export_status = traitlets.Unicode("").tag(sync=True)
@@ -502,6 +503,10 @@ class TelemetryDashboard(ActionWidget):
                 parts.append(f"on {progress['device']}")
             if self._run.done:
                 state = "stopped" if getattr(self._trainer, "stopped", False) else "done"
+                failure = getattr(self._run, "exception", None)
+                if failure is not None:
+                    state = f"failed: {type(failure).__name__}: {failure}"[:200]
+                    self._add_overlay("error", f"✗ {type(failure).__name__}", topic="run.exception")
         else:
             if self._epoch is not None:
                 parts.append(f"epoch {self._epoch}")
@@ -529,26 +534,41 @@ class TelemetryDashboard(ActionWidget):
                               "n": int(xs.size), "tail": tail, "stride": series.stride, "total": series.total})
                 buffers.append(pack_points(xs, ys))
                 self._points_sent += int(xs.size)
-            overlays = self._pending_overlays
-            self._pending_overlays = []
+            new_overlays, overlays_reset = self._take_overlays(everything)
             breakdown = self._breakdown()
             status = self._status_line()
-            if items:
-                # the status line rides along with the points; the trait follows at most once a second
-                self.send({"type": "series", "items": items, "status": status}, buffers)
+            if items or new_overlays or overlays_reset:
+                # one message per flush: new points, new overlays, and the status line; the synced
+                # status trait follows at most once a second
+                content: dict[str, Any] = {"type": "series", "items": items, "status": status}
+                if new_overlays or overlays_reset:
+                    content["overlays"] = new_overlays
+                    content["overlays_reset"] = overlays_reset
+                self.send(content, buffers)
             now = time.monotonic()
             status_due = status != self.status and (now - self._status_time >= 1.0 or not items)
             if status != self.status and not status_due:
                 self._flusher.poke_after(1.0)  # so the trait catches up once the run goes quiet
-            if overlays or breakdown != self.op_breakdown or status_due:
+            if breakdown != self.op_breakdown or status_due:
                 with self.hold_sync():
-                    if overlays:
-                        self.overlays = (list(self.overlays) + overlays)[-MAX_OVERLAYS:]
                     if breakdown != self.op_breakdown:
                         self.op_breakdown = breakdown
                     if status_due:
                         self.status = status
                         self._status_time = now
+
+    def _take_overlays(self, everything: bool) -> tuple[list[dict[str, Any]], bool]:
+        """Overlays the front end lacks, and whether they replace its list (after thinning)."""
+        pending, self._pending_overlays = self._pending_overlays, []
+        if not pending and not everything:
+            return [], False
+        merged = list(self.overlays) + pending
+        reset = everything
+        if len(merged) > MAX_OVERLAYS:
+            merged = _thin_overlays(merged, MAX_OVERLAYS)
+            reset = True
+        self.overlays = merged
+        return (merged if reset else pending), reset
 
     def _send_snapshot(self) -> None:
         """A view was (re)rendered: send it every series in full."""
@@ -580,6 +600,17 @@ class TelemetryDashboard(ActionWidget):
         kind = "Recorder" if self._run is None else "run"
         names = [k for k, m in self._series_meta.items() if m["axis"] == "step"]
         return f"TelemetryDashboard(source={kind}, series={names})"
+
+
+def _thin_overlays(overlays: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """Drop every other epoch mark until ``limit`` fit (then the oldest other marks, if still too many)."""
+    while len(overlays) > limit:
+        epochs = [i for i, o in enumerate(overlays) if o["kind"] == "epoch"]
+        if len(epochs) < 2:
+            return overlays[-limit:]
+        drop = set(epochs[1::2])
+        overlays = [o for i, o in enumerate(overlays) if i not in drop]
+    return overlays
 
 
 _OVERLAY_COLORS = {"epoch": "#8c959f", "device": "#bf8700", "error": "#cf222e", "event": "#8250df", "note": "#0969da"}

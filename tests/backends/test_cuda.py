@@ -256,3 +256,13 @@ def test_telemetry_records_device_time_and_memory_on_cuda() -> None:
     rows = rec.ops.filter(backend="cuda")
     assert rows.height >= 3
     assert "device" in set(rows["timing"].to_list())
+
+
+@needs_gpu
+def test_host_transfers_are_reported_to_telemetry() -> None:
+    with st.telemetry.record() as rec:
+        x = st.arange(1000.0).to("cuda")
+        x.numpy()
+    moves = rec.transfers
+    assert ("host", "cuda:0", 4000) in set(zip(moves["src"], moves["dst"], moves["bytes"], strict=True))
+    assert ("cuda:0", "host", 4000) in set(zip(moves["src"], moves["dst"], moves["bytes"], strict=True))

@@ -30,6 +30,16 @@ def be():
     return get_backend("wgpu")
 
 
+def test_importing_the_backend_does_not_import_wgpu() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, spiraltorch_nb, spiraltorch_nb.backends.wgpu as w; "
+            "from spiraltorch_nb.backends.wgpu import WGPUBackend, WGPUStorage; print('wgpu' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_probe_reports_available_without_raising() -> None:
     info = probe("wgpu")
     assert info["available"] is True and info["devices"] == ["wgpu"]
@@ -114,6 +124,15 @@ def test_integers_default_to_int32_on_wgpu() -> None:
     b = st.tensor([True, False, True], device="wgpu")
     assert b.sum().dtype is st.int32 and b.sum().item() == 2
     assert st.tensor([[1.0, 5.0, 2.0]], device="wgpu").argmax(dim=1).dtype is st.int32
+
+
+def test_promotions_to_int64_count_in_int32_on_wgpu() -> None:
+    x = st.tensor([-1.0, 2.0, 0.5], device="wgpu")
+    m = (x > 0) * 2  # bool * int is int64 on the cpu; wgpu has no int64
+    assert m.dtype is st.int32 and m.tolist() == [0, 2, 2]
+    u = st.tensor([1, 2], dtype=st.uint32, device="wgpu") + st.tensor([3, 4], device="wgpu")
+    assert u.dtype is st.int32 and u.tolist() == [4, 6]
+    assert ((st.tensor([1.0]) > 0) * 2).dtype is st.int64  # the cpu keeps torch's rule
 
 
 def test_buffer_over_the_binding_limit_is_a_limit_error(be) -> None:

@@ -201,6 +201,23 @@ def test_matmul_and_linear() -> None:
     run("linear", f32(2, 3, 4), f32(5, 4, seed=1))
 
 
+@pytest.mark.parametrize("tiled", [True, False], ids=["workgroup-tiled", "registers-only"])
+def test_both_matmul_kernels(tiled: bool) -> None:
+    # the tiled kernel (workgroup memory) runs on GPUs, the register-only one on CPU
+    # adapters; both are checked here whatever the adapter is
+    saved = WG.rt.cpu_adapter
+    WG.rt.cpu_adapter = not tiled
+    try:
+        for sa, sb in (((70, 33), (33, 90)), ((3, 130, 17), (17, 5)), ((2, 1, 64, 64), (3, 64, 64)), ((1, 5), (5, 1))):
+            run("matmul", f32(*sa), f32(*sb, seed=1), atol=1e-4)
+        a, wa = transposed(f32(40, 20))
+        b, wb = transposed(f32(20, 70, seed=1))
+        run("matmul", a, b, wargs=(wa, wb), atol=1e-4)
+        run("matmul", i32(33, 20), i32(20, 40, seed=1))
+    finally:
+        WG.rt.cpu_adapter = saved
+
+
 def test_layout() -> None:
     run("reshape", f32(3, 4), shape=(2, 6))
     for shape in ((12,), (2, 2, 3), (4, 3)):

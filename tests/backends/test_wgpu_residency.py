@@ -86,6 +86,21 @@ def test_uploads_are_counted_and_reported(be, log: TransferLog) -> None:
     assert log.transfers == [("host", "wgpu", 48)]
 
 
+def test_an_upload_into_a_reused_buffer_waits_for_pending_reads(be) -> None:
+    # x's buffer goes back to the pool while an op that reads it is still only recorded;
+    # the next upload of the same size gets that buffer and must land after the read
+    x = st.tensor(np.arange(64, dtype=np.float32), device="wgpu")
+    be.synchronize()
+    doubled = x * 2.0
+    block_id = id(x._data.block.buffer)
+    del x
+    gc.collect()
+    y = st.tensor(np.full(64, -1.0, np.float32), device="wgpu")
+    assert id(y._data.block.buffer) == block_id  # the freed buffer was reused
+    np.testing.assert_array_equal(doubled.numpy(), np.arange(64, dtype=np.float32) * 2)
+    np.testing.assert_array_equal(y.numpy(), np.full(64, -1.0, np.float32))
+
+
 def test_creation_and_random_need_no_upload(be, log: TransferLog) -> None:
     before = _snapshot(be)
     st.zeros(100, device="wgpu")

@@ -48,9 +48,12 @@ def test_timeline_has_forward_backward_and_transfer_spans(rec):
 
 def test_memory_figure_has_allocated_and_peak_lines(rec):
     fig = plots.memory(rec)
-    assert [t.name for t in fig.data] == ["cpu allocated", "cpu peak"]
+    backends = sorted(set(rec.memory["backend"]))  # cpu, plus any started device backend
+    assert "cpu" in backends
+    assert [t.name for t in fig.data] == [f"{b} {k}" for b in backends for k in ("allocated", "peak")]
     assert all(t.type == "scatter" for t in fig.data)
-    assert len(fig.data[0].x) == rec.memory.height
+    cpu = next(t for t in fig.data if t.name == "cpu allocated")
+    assert len(cpu.x) == rec.memory.filter(backend="cpu").height
 
 
 def test_metric_curves_one_line_per_metric(rec):

@@ -7,7 +7,12 @@ import json
 import pytest
 
 import spiraltorch_nb as st
-from spiraltorch_nb.nn.discovery import ModuleDiscoveryRegistry, PipelineBuilder, PipelineError, default_registry
+from spiraltorch_nb.nn.discovery import (
+    ModuleDiscoveryRegistry,
+    PipelineBuilder,
+    PipelineError,
+    default_registry,
+)
 from spiraltorch_nb.widgets import PipelineEditor, WidgetError
 
 

@@ -299,7 +299,7 @@ class CUDABackend(Backend):
         with self._dev:
             out = self._cupy.asarray(array)
         if obs:
-            report_transfer("cpu", str(self.device), int(out.nbytes), t0, time.perf_counter_ns() - t0)
+            report_transfer("host", str(self.device), int(out.nbytes), t0, time.perf_counter_ns() - t0)
         return out
 
     def to_numpy(self, x: Any) -> np.ndarray:
@@ -312,7 +312,7 @@ class CUDABackend(Backend):
         with dev:
             out = x.get()
         if obs:
-            report_transfer(str(self.device), "cpu", int(out.nbytes), t0, time.perf_counter_ns() - t0)
+            report_transfer(str(self.device), "host", int(out.nbytes), t0, time.perf_counter_ns() - t0)
         return out
 
     def coerce(self, x: Any) -> Any:

@@ -115,7 +115,20 @@ def build_kernels(rt: Runtime) -> dict[str, Callable[..., Any]]:
                       reduction: str = "mean") -> Any:
         return reduce.cross_entropy(rt, x, t, ignore_index, label_smoothing, reduction)
 
-    k.update(cumsum=cumsum, softmax=softmax, log_softmax=log_softmax, cross_entropy=cross_entropy)
+    # fused first-order backwards (ops/fused.py routes first-order gradients to them)
+    def softmax_backward(g: Any, y: Any, dim: int = -1) -> Any:
+        return reduce.softmax_backward(rt, g, y, dim, log=False)
+
+    def log_softmax_backward(g: Any, y: Any, dim: int = -1) -> Any:
+        return reduce.softmax_backward(rt, g, y, dim, log=True)
+
+    def cross_entropy_backward(g: Any, x: Any, t: Any, ignore_index: int = -100, label_smoothing: float = 0.0,
+                               reduction: str = "mean") -> Any:
+        return reduce.cross_entropy_backward(rt, g, x, t, ignore_index, label_smoothing, reduction)
+
+    k.update(cumsum=cumsum, softmax=softmax, log_softmax=log_softmax, cross_entropy=cross_entropy,
+             softmax_backward=softmax_backward, log_softmax_backward=log_softmax_backward,
+             cross_entropy_backward=cross_entropy_backward)
 
     # ---- linear algebra and layout -------------------------------------------------------
     def matmul(a: Any, b: Any) -> Any:

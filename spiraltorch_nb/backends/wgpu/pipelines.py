@@ -31,6 +31,7 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "reduce": ("common",),
     "scan": ("common",),
     "softmax": ("common",),
+    "softmax_grad": ("common",),
     "losses": ("common",),
     "matmul": ("common",),
     "index": ("common",),

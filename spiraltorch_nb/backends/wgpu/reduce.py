@@ -19,7 +19,7 @@ from .runtime import EXTRA, Runtime, compute_type, f32_bits, i32_bits
 from .runtime import coalesce as _coalesce
 from .storage import WGSL_TYPES, WGPUStorage
 
-__all__ = ["reduce", "cumsum", "softmax", "cross_entropy"]
+__all__ = ["reduce", "cumsum", "softmax", "softmax_backward", "cross_entropy", "cross_entropy_backward"]
 
 _OPS = {"sum": 0, "prod": 1, "amax": 2, "amin": 3, "argmax": 4, "argmin": 5, "mean": 6}
 _NAMES = {"amax": "max", "amin": "min", "argmax": "argmax", "argmin": "argmin"}
@@ -203,11 +203,69 @@ def cross_entropy(rt: Runtime, x: WGPUStorage, t: WGPUStorage, ignore_index: int
     words[:9] = [n, c, i32_bits(x.offset), i32_bits(x.strides[0]), i32_bits(x.strides[1]), i32_bits(t.offset),
                  i32_bits(t.strides[0]), i32_bits(ignore_index), f32_bits(label_smoothing)]
     types = {"TA": WGSL_TYPES[x.dtype.name], "TI": WGSL_TYPES[t.dtype.name]}
-    pipe = rt.pipeline("losses", "rrww", entry="cross_entropy_rows", types=types, wg=_wg_for(c))
-    rt.launch_groups(pipe, (x.buffer, t.buffer, loss.buffer, valid.buffer), words, n)
+    pipe = rt.pipeline("losses", "rrwwr", entry="cross_entropy_rows", types=types, consts={"REDUCTION": 0},
+                       wg=_wg_for(c))
+    rt.launch_groups(pipe, (x.buffer, t.buffer, loss.buffer, valid.buffer, rt.dummy), words, n)
     if reduction == "none":
         return loss
     total = reduce(rt, "sum", loss, None, False)
     if reduction == "sum":
         return total
     return ew.binary(rt, "div", total, reduce(rt, "sum", valid, None, False))
+
+
+def cross_entropy_backward(rt: Runtime, g: WGPUStorage, x: WGPUStorage, t: WGPUStorage, ignore_index: int,
+                           label_smoothing: float, reduction: str) -> WGPUStorage:
+    """d cross_entropy / d logits in one kernel (the forward's first-order gradient)."""
+    n, c = x.shape
+    out = rt.empty((n, c), x.dtype)
+    if out.size == 0:
+        return out
+    words = [0] * EXTRA
+    words[:11] = [n, c, i32_bits(x.offset), i32_bits(x.strides[0]), i32_bits(x.strides[1]), i32_bits(t.offset),
+                  i32_bits(t.strides[0]), i32_bits(ignore_index), f32_bits(label_smoothing), i32_bits(g.offset),
+                  i32_bits(g.strides[0] if g.ndim else 0)]
+    if g.dtype is not x.dtype:
+        from . import elementwise as ew
+
+        g = ew.cast(rt, g, x.dtype)
+        words[9], words[10] = 0, 1 if g.ndim else 0
+    types = {"TA": WGSL_TYPES[x.dtype.name], "TI": WGSL_TYPES[t.dtype.name]}
+    consts = {"REDUCTION": {"mean": 0, "sum": 1, "none": 2}[reduction]}
+    pipe = rt.pipeline("losses", "rrwwr", entry="cross_entropy_grad_rows", types=types, consts=consts,
+                       wg=_wg_for(max(c, n if reduction == "mean" else 1)))
+    rt.launch_groups(pipe, (x.buffer, t.buffer, out.buffer, rt.dummy, g.buffer), words, n)
+    return out
+
+
+def softmax_backward(rt: Runtime, g: WGPUStorage, y: WGPUStorage, dim: int, log: bool) -> WGPUStorage:
+    """The gradient of softmax (or log-softmax) along ``dim`` from its output ``y``, in one kernel."""
+    from . import elementwise as ew
+
+    if g.shape != y.shape:
+        g = ew.broadcast_view(g, y.shape)
+    if g.dtype is not y.dtype:
+        g = ew.cast(rt, g, y.dtype)
+    scalar = y.ndim == 0
+    if scalar:
+        y, g = y.view((1,), (1,), y.offset), g.view((1,), (1,), g.offset)
+    d = normalize_dims(dim, y.ndim)[0]
+    out = rt.empty(y.shape, y.dtype)
+    if out.size:
+        words = _line_words(y, out, d)
+        grid = tuple(s for k, s in enumerate(y.shape) if k != d)
+        gstr = tuple(st for k, st in enumerate(g.strides) if k != d)
+        ystr = tuple(st for k, st in enumerate(y.strides) if k != d)
+        ostr = tuple(st for k, st in enumerate(out.strides) if k != d)
+        gshape, (gy, go, gg) = _coalesce(grid, [ystr, ostr, gstr])
+        words[1] = len(gshape)
+        for k in range(8):
+            words[8 + k] = gshape[k] if k < len(gshape) else 0
+            words[16 + k] = i32_bits(gy[k]) if k < len(gshape) else 0
+            words[24 + k] = i32_bits(go[k]) if k < len(gshape) else 0
+            words[32 + k] = i32_bits(gg[k]) if k < len(gshape) else 0
+        words[6], words[7] = i32_bits(g.offset), i32_bits(g.strides[d])
+        pipe = rt.pipeline("softmax_grad", "rrw", types={"TA": WGSL_TYPES[y.dtype.name]}, consts={"LOG": log},
+                           wg=_wg_for(y.shape[d]))
+        rt.launch_groups(pipe, (y.buffer, g.buffer, out.buffer), words, words[0])
+    return out.view((), (), 0) if scalar else out
