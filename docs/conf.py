@@ -61,6 +61,11 @@ napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 # an "Attributes" section becomes a field list, not a second description of a property
 napoleon_use_ivar = True
+# parameter and return types stay words: as cross-reference fields they are looked up by
+# suffix, so "type" or "dtype" would match every attribute of that name; the signature
+# above them carries the linked annotations
+napoleon_use_param = False
+napoleon_use_rtype = False
 
 # ---- HTML ----------------------------------------------------------------------------------
 html_theme = "furo"

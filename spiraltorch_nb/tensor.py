@@ -16,7 +16,7 @@ import numpy as np
 
 from .autograd import tape as _tape
 from .autograd.grad_mode import state as _grad_state
-from .backends.array_kernels import normalize_dims
+from .backends.array_kernels import _is_basic, normalize_dims
 from .device import Device
 from .dtypes import DType, get_dtype
 from .errors import AutogradError, DTypeError, ShapeError
@@ -903,7 +903,12 @@ class Tensor:
 
     # ---- indexing -----------------------------------------------------------------
     def __getitem__(self, key: Any) -> Tensor:
-        return _d("getitem", self, key=_native_key(key, self))
+        nkey = _native_key(key, self)
+        out = _d("getitem", self, key=nkey)
+        if not _is_basic(nkey):
+            # advanced indexing copies (as in torch): later in-place changes of self do not reach it
+            out._ver = [0]
+        return out
 
     def __setitem__(self, key: Any, value: Any) -> None:
         nkey = _native_key(key, self)

@@ -9,6 +9,26 @@ fn mul_f(a: f32, b: f32) -> f32 { return a * b; }
 fn div_f(a: f32, b: f32) -> f32 { return a / b; }
 fn pow_ff(a: f32, b: f32) -> f32 { return pow_f(a, b); }
 fn atan2_ff(a: f32, b: f32) -> f32 { return atan2_f(a, b); }
+// fused_bias_gelu: gelu(x + bias), exact (erf) and tanh-approximated
+fn bias_gelu_ff(x: f32, b: f32) -> f32 {
+    let h = x + b;
+    return 0.5 * h * (1.0 + erf_f(h * 0.7071067811865476));
+}
+fn bias_gelu_tanh_ff(x: f32, b: f32) -> f32 {
+    let h = x + b;
+    return 0.5 * h * (1.0 + tanh_f(0.7978845608028654 * (h + 0.044715 * h * h * h)));
+}
+// g * gelu'(h): the gradient of gelu at h (fused_bias_gelu_backward, with h = x + bias)
+fn gelu_grad_ff(g: f32, h: f32) -> f32 {
+    let cdf = 0.5 * (1.0 + erf_f(h * 0.7071067811865476));
+    let pdf = exp(-0.5 * h * h) * 0.3989422804014327;
+    return g * (cdf + h * pdf);
+}
+fn gelu_tanh_grad_ff(g: f32, h: f32) -> f32 {
+    let t = tanh_f(0.7978845608028654 * (h + 0.044715 * h * h * h));
+    let d_inner = (1.0 + 0.134145 * h * h) * 0.7978845608028654;
+    return g * (0.5 * (1.0 + t) + 0.5 * h * (1.0 - t * t) * d_inner);
+}
 // relu's gradient g * (x > 0) (a product, so an infinite g times 0 is NaN, as the reference)
 fn relu_grad_f(g: f32, x: f32) -> f32 { return g * select(0.0, 1.0, x > 0.0); }
 

@@ -8,8 +8,8 @@ there: each is computed once per distinct signature, not once per call. The look
 happens at conversion, in one tight loop, rather than on the hot path after every
 op, where it would cost several times more (its data is cold in the cache there).
 
-The table holds at most ``capacity`` signatures; a chunk whose new signatures would
-overflow it (shapes that never repeat) is converted row by row.
+The table holds at most ``capacity`` signatures; for a chunk whose new signatures
+would overflow it (shapes that never repeat) the columns are computed directly.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class SignatureTable:
         """The signature columns of each row, in order; new signatures are interned.
 
         When the new ones would overflow ``capacity`` (shapes that never repeat), the
-        rows are converted one by one instead, and the table stays as it is.
+        rows' columns are computed directly instead, and the table stays as it is.
         """
         get = self.index.get
         ids = [get(k) for k in keys]  # one hash per row: most signatures are known already

@@ -18,7 +18,9 @@ bytes for ``n`` steps, and the training thread pays a few microseconds per event
 ...     rec.log(step=step, loss=1.0 / (step + 1))
 >>> dash = st.widgets.TelemetryDashboard(rec)
 >>> dash
-TelemetryDashboard(source=Recorder, series=['loss'])
+TelemetryDashboard(source=Recorder)
+>>> dash.series_names
+['loss']
 >>> xs, ys = dash.points("loss")
 >>> xs.tolist()
 [0.0, 1.0, 2.0, 3.0, 4.0]
@@ -534,9 +536,9 @@ class TelemetryDashboard(ActionWidget):
                               "n": int(xs.size), "tail": tail, "stride": series.stride, "total": series.total})
                 buffers.append(pack_points(xs, ys))
                 self._points_sent += int(xs.size)
+            status = self._status_line()  # first: a failed run adds an overlay
             new_overlays, overlays_reset = self._take_overlays(everything)
             breakdown = self._breakdown()
-            status = self._status_line()
             if items or new_overlays or overlays_reset:
                 # one message per flush: new points, new overlays, and the status line; the synced
                 # status trait follows at most once a second
@@ -597,9 +599,8 @@ class TelemetryDashboard(ActionWidget):
         super().close()
 
     def __repr__(self) -> str:
-        kind = "Recorder" if self._run is None else "run"
-        names = [k for k, m in self._series_meta.items() if m["axis"] == "step"]
-        return f"TelemetryDashboard(source={kind}, series={names})"
+        # stable on purpose (notebooks compare it): what is watched, not how far it got
+        return f"TelemetryDashboard(source={type(self.source).__name__})"
 
 
 def _thin_overlays(overlays: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:

@@ -481,7 +481,7 @@ def _int_reduce(d: Draw) -> tuple[list, Callable]:
 def _cast(d: Draw) -> tuple[list, Callable]:
     s = d.shape()
     a, v = d.viewed(s, "wide")
-    return [a], lambda x: (v(x).to(lib(x).int32), (v(x) > 0).float() * x, v(x).int().float(), (v(x) * 1).bool())
+    return [a], lambda x: (v(x).to(lib(x).int32), (v(x) > 0).float() * v(x), v(x).int().float(), (v(x) * 1).bool())
 
 
 SEEDS = hst.integers(0, 2**32 - 1)

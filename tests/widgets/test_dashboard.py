@@ -72,7 +72,7 @@ def test_history_is_loaded_and_repr_is_stable() -> None:
         rec.log(step=step, loss=1.0 / (step + 1), accuracy=step / 10)
     d = TelemetryDashboard(rec)
     try:
-        assert repr(d) == "TelemetryDashboard(source=Recorder, series=['loss', 'accuracy'])"
+        assert repr(d) == "TelemetryDashboard(source=Recorder)" and d.series_names == ["loss", "accuracy"]
         xs, ys = d.points("loss")
         assert xs.tolist() == list(range(10)) and ys[3] == pytest.approx(0.25)
         with pytest.raises(WidgetError, match="no series named 'lost'"):
@@ -213,7 +213,7 @@ def test_run_handle_without_recorder_uses_trainer_events() -> None:
         epochs = [o["label"] for o in d.overlays if o["kind"] == "epoch"]
         assert epochs == ["epoch 0", "epoch 1", "epoch 2"]
         assert d.status.endswith("done") and "epoch 3/3" in d.status
-        assert repr(d).startswith("TelemetryDashboard(source=run")
+        assert repr(d) == "TelemetryDashboard(source=FitHandle)"
     finally:
         d.close()
 
@@ -247,3 +247,23 @@ def test_closed_dashboard_stops_listening(dash: TelemetryDashboard) -> None:
     before = len(bus)
     dash.close()
     assert len(bus) < before
+
+
+def test_failed_fit_is_shown() -> None:
+    trainer, (train, val) = _fit(1)
+
+    def explode(t: Any, step: int, logs: dict) -> None:
+        if step == 2:
+            raise RuntimeError("boom at step 2")
+
+    trainer.add_callback(st.train.LambdaCallback(on_step_end=explode))
+    run = trainer.fit(train, val, epochs=3, background=True)
+    d = TelemetryDashboard(run)
+    try:
+        with pytest.raises(RuntimeError):
+            run.wait(30)
+        d.flush()
+        assert "failed: RuntimeError: boom at step 2" in d.status
+        assert any(o["kind"] == "error" for o in d.overlays)
+    finally:
+        d.close()

@@ -20,6 +20,7 @@ from ...dtypes import DType, from_numpy_dtype
 from ..base import Backend
 from . import elementwise as ew
 from .adapter import open_device, probe_adapter
+from .kernels import rt_dtypes
 from .runtime import Runtime, check_dtype
 from .storage import WGPUStorage
 
@@ -56,10 +57,7 @@ class WGPUBackend(Backend):
         super().__init__(device)
         self.handle = open_device()
         self.rt = Runtime(self.handle)
-        held = [_dt.float32, _dt.int32, _dt.uint32, _dt.bool_]
-        if self.handle.has_f16:
-            held.insert(0, _dt.float16)
-        self.dtypes = tuple(held)
+        self.dtypes = rt_dtypes(self.rt)
         self.stats = self.rt.stats
         self.pool = self.rt.pool
         self.queue = self.rt.queue
@@ -101,7 +99,9 @@ class WGPUBackend(Backend):
 
     def capabilities(self) -> dict[str, Any]:
         return {"dtypes": [d.name for d in self.dtypes], "ops": sorted(self.kernels()), "autograd": True,
-                "fused": ["softmax", "log_softmax", "cross_entropy", "linear"],
+                "fused": ["softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy",
+                          "cross_entropy_backward", "linear", "fused_bias_gelu", "fused_bias_gelu_backward",
+                          "fused_layer_norm", "fused_layer_norm_backward"],
                 "default_int": self.default_int.name, "int64": False, "float64": False}
 
     def memory_stats(self) -> dict[str, int]:

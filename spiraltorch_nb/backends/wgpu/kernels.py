@@ -14,7 +14,7 @@ from typing import Any, cast
 from ... import dtypes as _dt
 from ...dtypes import DType
 from . import elementwise as ew
-from . import indexing, layout, linalg, reduce
+from . import fused, indexing, layout, linalg, reduce
 from .runtime import Runtime, check_dtype
 
 __all__ = ["build_kernels", "kernel_names", "declared_dtypes"]
@@ -126,6 +126,20 @@ def build_kernels(rt: Runtime) -> dict[str, Callable[..., Any]]:
                                reduction: str = "mean") -> Any:
         return reduce.cross_entropy_backward(rt, g, x, t, ignore_index, label_smoothing, reduction)
 
+    def fused_bias_gelu(x: Any, bias: Any, approximate: str = "none") -> Any:
+        return fused.bias_gelu(rt, x, bias, approximate)
+
+    def fused_bias_gelu_backward(g: Any, x: Any, bias: Any, approximate: str = "none") -> Any:
+        return fused.bias_gelu_backward(rt, g, x, bias, approximate)
+
+    def fused_layer_norm(x: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Any:
+        return fused.layer_norm(rt, x, weight, bias, eps)
+
+    def fused_layer_norm_backward(g: Any, x: Any, weight: Any = None, eps: float = 1e-5) -> Any:
+        return fused.layer_norm_backward(rt, g, x, weight, eps)
+
+    k.update(fused_bias_gelu=fused_bias_gelu, fused_bias_gelu_backward=fused_bias_gelu_backward,
+             fused_layer_norm=fused_layer_norm, fused_layer_norm_backward=fused_layer_norm_backward)
     k.update(cumsum=cumsum, softmax=softmax, log_softmax=log_softmax, cross_entropy=cross_entropy,
              softmax_backward=softmax_backward, log_softmax_backward=log_softmax_backward,
              cross_entropy_backward=cross_entropy_backward)

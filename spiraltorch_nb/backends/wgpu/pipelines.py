@@ -33,6 +33,7 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "softmax": ("common",),
     "softmax_grad": ("common",),
     "losses": ("common",),
+    "layernorm": ("common",),
     "matmul": ("common",),
     "index": ("common",),
     "scatter": ("common",),
