@@ -17,8 +17,7 @@ processes on a shared machine do not inflate (BLAS is pinned to this one thread 
 the recorder does its work on the thread that runs the ops, so that CPU time holds
 all of it). Targets: inactive under 1 %, active under 5 % of the step time.
 
-Run: ``python benchmarks/bench_telemetry.py [--rounds 40] [--inner 5]``. BLAS is
-pinned to one thread so that the numbers measure the framework, not the thread pool.
+Run: ``python benchmarks/bench_telemetry.py [--rounds 40] [--inner 5]``.
 """
 
 from __future__ import annotations
@@ -38,8 +37,8 @@ import spiraltorch_nb.nn.functional as F  # noqa: E402
 from spiraltorch_nb.ops import registry  # noqa: E402
 
 
-def make_step(batch: int = 128, lr: float = 0.01) -> Callable[[], float]:
-    """One SGD step of the MLP on a fixed random batch; returns nothing useful but the loss."""
+def make_step(batch: int = 128, lr: float = 0.01) -> Callable[[], st.Tensor]:
+    """One SGD step of the MLP on a fixed random batch; the step returns the loss."""
     st.manual_seed(0)
 
     def param(*shape: int) -> st.Tensor:

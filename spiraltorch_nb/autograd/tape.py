@@ -181,8 +181,6 @@ def _run(
     seen = set(starts)
     while stack:
         node = stack.pop()
-        if node.freed:
-            node._check_saved()
         for e in node.edges:
             if e.__class__ is tuple and e[0] is not None:
                 parent = e[0]
@@ -190,6 +188,17 @@ def _run(
                 if parent not in seen:
                     seen.add(parent)
                     stack.append(parent)
+    needed = None
+    if capture is not None:
+        # st.grad: walk only the nodes that lead to a wanted input, and leave the rest
+        # of the graph (and its saved tensors) untouched
+        needed = _nodes_leading_to(starts, capture)
+        deps = {}
+        for node in needed:
+            for e in node.edges:
+                if e.__class__ is tuple and e[0] in needed:
+                    deps[e[0]] = deps.get(e[0], 0) + 1
+        starts = [n for n in starts if n in needed]
 
     prev_enabled, prev_phase = _state.enabled, _state.phase
     _state.enabled = create_graph
@@ -216,6 +225,8 @@ def _run(
                     continue
                 if e.__class__ is tuple:
                     parent, idx = e
+                    if needed is not None and parent not in needed:
+                        continue
                     if g is not None:
                         buf = buffers.get(parent)
                         if buf is None:
@@ -227,7 +238,7 @@ def _run(
                         if parent in buffers:
                             ready.append(parent)
                         else:
-                            _release_subgraph(parent, deps, ready, buffers)
+                            _release_subgraph(parent, deps, ready, buffers, needed)
                 elif g is not None:
                     leaf_grads.append((e, g))
             if not retain_graph:
@@ -256,7 +267,44 @@ def _run(
     return buffers
 
 
-def _release_subgraph(node: Node, deps: dict, ready: list, buffers: dict) -> None:
+def _nodes_leading_to(starts: Sequence[Node], capture: dict[Any, Any]) -> set[Node]:
+    """Nodes reachable from ``starts`` through which a gradient reaches a captured input."""
+    cap_nodes = {k[0] for k in capture if isinstance(k, tuple)}
+    cap_leaves = {k for k in capture if not isinstance(k, tuple)}
+    order: list[Node] = []
+    visited: set[Node] = set()
+    stack: list[tuple[Node, bool]] = [(n, False) for n in starts]
+    while stack:  # iterative post-order: a node comes after every node it depends on
+        n, done = stack.pop()
+        if done:
+            order.append(n)
+            continue
+        if n in visited:
+            continue
+        visited.add(n)
+        stack.append((n, True))
+        for e in n.edges:
+            if e.__class__ is tuple and e[0] is not None and e[0] not in visited:
+                stack.append((e[0], False))
+    needed: set[Node] = set()
+    for n in order:
+        if id(n) in cap_nodes:
+            needed.add(n)
+            continue
+        for e in n.edges:
+            if e is None:
+                continue
+            if e.__class__ is tuple:
+                if e[0] in needed:
+                    needed.add(n)
+                    break
+            elif id(e) in cap_leaves:
+                needed.add(n)
+                break
+    return needed
+
+
+def _release_subgraph(node: Node, deps: dict, ready: list, buffers: dict, needed: set | None = None) -> None:
     """A node that received no gradient at all: its parents may still become ready."""
     stack = [node]
     while stack:
@@ -264,6 +312,8 @@ def _release_subgraph(node: Node, deps: dict, ready: list, buffers: dict) -> Non
         for e in n.edges:
             if e.__class__ is tuple and e[0] is not None:
                 p = e[0]
+                if needed is not None and p not in needed:
+                    continue
                 deps[p] -= 1
                 if deps[p] == 0:
                     if p in buffers:

@@ -323,6 +323,30 @@ def test_forward_and_gradients_match_cpu(label: str, fn: Any, shapes: list) -> N
     check_op(fn, *inputs, against="cpu", device="wgpu", order=2, label=label)
 
 
+@pytest.mark.parametrize("order", [1, 2], ids=["fused-first-order", "recorded-second-order"])
+def test_fused_kernels_match_cpu(order: int) -> None:
+    # first-order gradients go through the fused *_backward kernels, second-order ones
+    # through the recorded formulas: both must agree with the cpu
+    from spiraltorch_nb.ops.fused import bias_gelu, layer_norm
+
+    rng = _rng(9)
+    x, b = rng.standard_normal((4, 6)), rng.standard_normal(6)
+    for approximate in ("none", "tanh"):
+        check_op(lambda x, b: bias_gelu(x, b, approximate=approximate), x, b, against="cpu", device="wgpu",
+                 order=order, label=f"bias_gelu {approximate}")
+    x3, w, bb = rng.standard_normal((2, 3, 4)), rng.standard_normal(4), rng.standard_normal(4)
+    check_op(lambda x, w, b: layer_norm(x, 4, w, b), x3, w, bb, against="cpu", device="wgpu", order=order,
+             label="layer_norm")
+    check_op(lambda x: layer_norm(x.transpose(0, 1), 2), x3[:, :, :2].copy(), against="cpu", device="wgpu",
+             order=order, label="layer_norm of a view, no weight")
+    check_op(lambda x: x.softmax(0) * x.log_softmax(1), x, against="cpu", device="wgpu", order=order,
+             label="softmax backwards")
+    t = np.array([0, 5, 2, -100])
+    for reduction in ("mean", "sum", "none"):
+        check_op(lambda x, t: F.cross_entropy(x, t, reduction=reduction, label_smoothing=0.1), x, t,
+                 against="cpu", device="wgpu", order=order, label=f"cross_entropy {reduction}")
+
+
 def test_cross_entropy_and_embedding_gradients_match_cpu() -> None:
     rng = _rng(8)
     logits = rng.standard_normal((6, 5))
