@@ -52,8 +52,7 @@ myst_ref_domains = ["std", "py"]
 # ---- API reference from numpy-style docstrings -----------------------------------------
 # every object is documented once, in the module that defines it (re-exports would
 # describe it twice and make cross-references ambiguous)
-autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True,
-                           "ignore-module-all": True}
+autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True

@@ -88,7 +88,7 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         let g = f32(b[gbase + i32(j)]);
         var gw = g;
         if (HAS_WEIGHT) { gw = gw * f32(w[pi(7u) + i32(j)]); }
-        out[row * n + j] = TA((gw - a + xhat * c) * st.y);
+        out[row * n + j] = TA((gw - a - xhat * c) * st.y);
         out2[row * n + j] = TA(g * xhat);
     }
 }

@@ -189,10 +189,11 @@ def _run(
                     seen.add(parent)
                     stack.append(parent)
     needed = None
+    terminal: set[Node] = set()
     if capture is not None:
         # st.grad: walk only the nodes that lead to a wanted input, and leave the rest
         # of the graph (and its saved tensors) untouched
-        needed = _nodes_leading_to(starts, capture)
+        needed, terminal = _nodes_leading_to(starts, capture)
         deps = {}
         for node in needed:
             for e in node.edges:
@@ -219,6 +220,8 @@ def _run(
                     key = (id(node), idx)
                     if key in capture:
                         capture[key] = grads_out[idx]
+            if node in terminal:
+                continue
             in_grads = _call_backward(node, grads_out)
             for e, g in zip(node.edges, in_grads, strict=False):
                 if e is None:
@@ -267,7 +270,7 @@ def _run(
     return buffers
 
 
-def _nodes_leading_to(starts: Sequence[Node], capture: dict[Any, Any]) -> set[Node]:
+def _nodes_leading_to(starts: Sequence[Node], capture: dict[Any, Any]) -> tuple[set[Node], set[Node]]:
     """Nodes reachable from ``starts`` through which a gradient reaches a captured input."""
     cap_nodes = {k[0] for k in capture if isinstance(k, tuple)}
     cap_leaves = {k for k in capture if not isinstance(k, tuple)}
@@ -286,22 +289,19 @@ def _nodes_leading_to(starts: Sequence[Node], capture: dict[Any, Any]) -> set[No
         for e in n.edges:
             if e.__class__ is tuple and e[0] is not None and e[0] not in visited:
                 stack.append((e[0], False))
-    needed: set[Node] = set()
+    reach: set[Node] = set()   # captured, or leads to something captured
+    runs: set[Node] = set()    # its backward must run: an input leads to something captured
     for n in order:
-        if id(n) in cap_nodes:
-            needed.add(n)
-            continue
         for e in n.edges:
             if e is None:
                 continue
-            if e.__class__ is tuple:
-                if e[0] in needed:
-                    needed.add(n)
-                    break
-            elif id(e) in cap_leaves:
-                needed.add(n)
+            if (e[0] in reach) if e.__class__ is tuple else (id(e) in cap_leaves):
+                runs.add(n)
                 break
-    return needed
+        if n in runs or id(n) in cap_nodes:
+            reach.add(n)
+    # a captured node whose own inputs lead nowhere wanted is only read, never run
+    return reach, reach - runs
 
 
 def _release_subgraph(node: Node, deps: dict, ready: list, buffers: dict, needed: set | None = None) -> None:
