@@ -209,6 +209,42 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
     for name, fn in {"add_": xp.add, "sub_": xp.subtract, "mul_": xp.multiply, "div_": xp.true_divide}.items():
         k[name] = inplace(fn)
 
+    # optimizer updates (ops/update.py): in place, one temporary at most, torch's order
+    def axpy_(x: Any, y: Any, alpha: float = 1.0) -> Any:
+        if alpha == 1:
+            xp.add(x, y, out=x)
+        else:
+            xp.add(x, xp.multiply(y, scal(x, alpha)), out=x)
+        return x
+
+    def lerp_(x: Any, y: Any, weight: float) -> Any:
+        diff = asarray(xp.subtract(y, x))
+        if weight < 0.5:
+            xp.multiply(diff, scal(x, weight), out=diff)
+            xp.add(x, diff, out=x)
+        else:
+            xp.multiply(diff, scal(x, 1.0 - weight), out=diff)
+            xp.subtract(y, diff, out=x)
+        return x
+
+    def addcmul_(x: Any, a: Any, b: Any, value: float) -> Any:
+        tmp = asarray(xp.multiply(a, scal(x, value)))
+        xp.multiply(tmp, b, out=tmp)
+        xp.add(x, tmp, out=x)
+        return x
+
+    def addcdiv_(x: Any, a: Any, b: Any, value: float) -> Any:
+        tmp = asarray(xp.multiply(a, scal(x, value)))
+        xp.divide(tmp, b, out=tmp)
+        xp.add(x, tmp, out=x)
+        return x
+
+    def maximum_(x: Any, y: Any) -> Any:
+        xp.maximum(x, y, out=x)
+        return x
+
+    k.update(axpy_=axpy_, lerp_=lerp_, addcmul_=addcmul_, addcdiv_=addcdiv_, maximum_=maximum_)
+
     # ---- layout ---------------------------------------------------------------------
     def reshape(x: Any, shape: tuple[int, ...]) -> Any:
         return x.reshape(shape)

@@ -6,7 +6,7 @@ forwards when they start.
 
 from __future__ import annotations
 
-from . import elementwise, fused, losses, structural  # noqa: F401  (register the built-ins)
+from . import elementwise, fused, losses, structural, update  # noqa: F401  (register the built-ins)
 from .registry import (
     Operator,
     OperatorBuilder,

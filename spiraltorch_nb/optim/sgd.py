@@ -14,11 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
-
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor
-from ._foreach import NativeOps, ops_for
+from ._foreach import TensorOps, ops_for
 from .optimizer import Optimizer, OptimizerError, _check_nonneg
 
 __all__ = ["SGD"]
@@ -44,20 +42,6 @@ def sgd_update(ops: Any, p: Tensor, grad: Tensor, state: dict[str, Any], lr: flo
         g = ops.add_scaled(g, buf, momentum) if nesterov else buf
     ops.axpy_(p, g, -lr)
     return g
-
-
-def _sgd_plain_native(params: list[Tensor], lr: float) -> None:
-    """The hot path: cpu, no momentum, no weight decay: ``p -= lr * g`` on the NumPy arrays.
-
-    Bitwise the same as the Tensor path (``p + (-lr) * g`` with ``-lr`` cast to p's dtype).
-    """
-    for p in params:
-        g = p.grad
-        if g is None:
-            continue
-        pd = p._data
-        np.add(pd, np.multiply(g._data, pd.dtype.type(-lr)), out=pd)
-        p._ver[0] += 1
 
 
 class SGD(Optimizer):
@@ -114,8 +98,11 @@ class SGD(Optimizer):
             momentum, dampening = group["momentum"], group["dampening"]
             weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
             params = group["params"]
-            if momentum == 0 and weight_decay == 0 and not maximize and _all_native(params):
-                _sgd_plain_native(params, lr)
+            if momentum == 0 and weight_decay == 0 and not maximize:
+                # the hot path: one dispatched in-place ``p += (-lr) * g`` per parameter
+                for p in params:
+                    if p.grad is not None:
+                        TensorOps.axpy_(p, p.grad, -lr)
                 continue
             for p in params:
                 if p.grad is None:
@@ -126,10 +113,3 @@ class SGD(Optimizer):
                 sgd_update(ops_for(p), p, p.grad, state, lr, momentum, dampening, weight_decay, nesterov,
                            maximize)
         return loss
-
-
-def _all_native(params: list[Tensor]) -> bool:
-    for p in params:
-        if ops_for(p) is not NativeOps:
-            return False
-    return True

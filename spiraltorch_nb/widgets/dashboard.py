@@ -180,8 +180,9 @@ class TelemetryDashboard(ActionWidget):
         self._points_sent = 0
         self._flusher = Coalescer(self._flush, interval=float(update_interval), poll_every=1.0,
                                   polling=self._is_live, name="spiraltorch-dashboard-flush")
-        self._subscribe(tuple(events))
-        self._load_history()
+        with self._lock:  # events that arrive meanwhile wait, then skip what the history holds
+            self._subscribe(tuple(events))
+            self._load_history()
         self._flush()
         if self._is_live():
             self._flusher.ensure_running()
@@ -218,8 +219,8 @@ class TelemetryDashboard(ActionWidget):
         self._flusher.poke()
 
     def flush(self) -> None:
-        """Send whatever is pending now (the update thread does this on its own)."""
-        self._flush()
+        """Send whatever is pending now and bring ``status`` up to date (the update thread does this on its own)."""
+        self._flush(status_now=True)
 
     def export(self, directory: str | Path | None = None) -> dict[str, Path]:
         """Write the frames (Parquet) and the dashboard's figure (``dashboard.html``) to ``directory``.
@@ -305,6 +306,10 @@ class TelemetryDashboard(ActionWidget):
 
     def _load_history(self) -> None:
         """Feed what the source recorded before the dashboard existed."""
+        with self._lock:
+            self._load_history_locked()
+
+    def _load_history_locked(self) -> None:
         rec = self._rec
         if rec is not None:
             frame = rec.metrics
@@ -365,9 +370,9 @@ class TelemetryDashboard(ActionWidget):
         name, value, step = p.get("name"), p.get("value"), p.get("step")
         if name is None or value is None or name in _NOT_CURVES:
             return
-        if p.get("time_ns", 0) <= self._history_until_ns:
-            return  # already read from the recorder's frame
-        with self._lock:
+        with self._lock:  # held while the history loads, so nothing lands before it
+            if p.get("time_ns", 0) <= self._history_until_ns:
+                return  # already read from the recorder's frame
             if step is not None:
                 self._last_step = int(step)
             if name in _BOUNDARY_METRICS:
@@ -517,7 +522,7 @@ class TelemetryDashboard(ActionWidget):
         parts.append(state)
         return " · ".join(parts)
 
-    def _flush(self, everything: bool = False) -> None:
+    def _flush(self, everything: bool = False, status_now: bool = False) -> None:
         """Send what changed since the last flush: one custom message and one batched trait update."""
         try:
             self._poll_frames(force=not self._is_live())
@@ -548,7 +553,7 @@ class TelemetryDashboard(ActionWidget):
                     content["overlays_reset"] = overlays_reset
                 self.send(content, buffers)
             now = time.monotonic()
-            status_due = status != self.status and (now - self._status_time >= 1.0 or not items)
+            status_due = status != self.status and (now - self._status_time >= 1.0 or not items or status_now)
             if status != self.status and not status_due:
                 self._flusher.poke_after(1.0)  # so the trait catches up once the run goes quiet
             if breakdown != self.op_breakdown or status_due:

@@ -220,24 +220,10 @@ class PipelineEditor(ActionWidget):
                                   "cannot describe it; register it with registry.register(name, factory)")
             params: dict[str, Any] = {}
             for spec in info.params:
-                if not hasattr(child, spec.name):
-                    continue
-                value = getattr(child, spec.name)
-                if spec.type == "bool" and not isinstance(value, bool):
-                    value = value is not None  # bias=True is stored as a bias Parameter
-                elif isinstance(value, tuple):
-                    value = list(value)
-                if not isinstance(value, int | float | str | bool | list) or value is None:
-                    continue
-                if not spec.required and value == spec.default or (isinstance(spec.default, tuple)
-                                                                   and value == list(spec.default)):
-                    continue
-                if isinstance(value, list) and spec.type == "ints" and len(set(value)) == 1 and isinstance(
-                        spec.default, int):
-                    value = value[0]  # kernel_size=(3, 3) was given as 3
-                    if not spec.required and value == spec.default:
-                        continue
-                params[spec.name] = value
+                if hasattr(child, spec.name):
+                    value = _read_back(spec, getattr(child, spec.name))
+                    if value is not _SKIP:
+                        params[spec.name] = value
             stages.append({"name": info.name, "params": params})
         return cls.from_config({"version": 1, "stages": stages}, registry=reg, input_shape=input_shape)
 
@@ -415,7 +401,7 @@ class PipelineEditor(ActionWidget):
             if len(inferred) == len(stages) and not errors:
                 total_params = sum(s["params"] for s in shapes)
         with self.hold_sync():
-            self.errors = errors
+            self.errors = dict(sorted(errors.items()))
             self.shapes = shapes
             self.error = ""
             self.summary = self._summary(shapes, total_params, errors)
@@ -443,6 +429,30 @@ class PipelineEditor(ActionWidget):
         bad = sorted(self.errors)
         suffix = f", errors at stages {bad}" if bad else ""
         return f"PipelineEditor(stages={names}{suffix})"
+
+
+_SKIP = object()
+
+
+def _read_back(spec: Any, value: Any) -> Any:
+    """A module attribute as the config value that rebuilds it, or ``_SKIP`` when it is the default.
+
+    Layers store normalized arguments (``kernel_size=3`` as ``(3, 3)``, ``bias=True`` as a
+    Parameter); the config gets the short form back.
+    """
+    if spec.type == "bool" and not isinstance(value, bool):
+        value = value is not None  # bias=True is stored as a bias Parameter
+    if isinstance(value, tuple | list):
+        value = list(value)
+        if value and len(set(value)) == 1 and all(isinstance(v, int) and not isinstance(v, bool) for v in value) \
+                and spec.type in ("ints", "any") and not isinstance(spec.default, tuple | list):
+            value = value[0]  # kernel_size=(3, 3) was given as 3
+    if value is None or not isinstance(value, int | float | str | bool | list):
+        return _SKIP
+    default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+    if not spec.required and value == default and type(value) is type(default):
+        return _SKIP
+    return value
 
 
 def _jsonable(value: Any) -> Any:

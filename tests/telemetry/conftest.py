@@ -1,4 +1,4 @@
-"""Fixtures for the telemetry tests: no recorder outlives a test."""
+"""Fixtures for the telemetry tests: each test starts and ends with no dispatch observer."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from spiraltorch_nb.ops import registry
 from spiraltorch_nb.telemetry import Recorder
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_observer():
-    assert registry.get_dispatch_observer() is None, "a previous test left a dispatch observer installed"
-    yield
+def _remove_observer() -> None:
     obs = registry.get_dispatch_observer()
     if isinstance(obs, Recorder):
         obs.stop()
     registry.set_dispatch_observer(None)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_observer():
+    _remove_observer()  # a recorder left running elsewhere would make start() refuse
+    yield
+    _remove_observer()
