@@ -9,10 +9,23 @@ from __future__ import annotations
 
 import os
 
-import pytest
+# One BLAS/OpenMP thread per process: on a loaded 2-core machine, spinning worker
+# threads of OpenBLAS and PyTorch slowed single fits ten-fold. Set before NumPy/torch
+# start their pools (and enforced again below for pools already running).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import spiraltorch_nb as st
-from spiraltorch_nb.backends import probe
+import pytest  # noqa: E402
+
+import spiraltorch_nb as st  # noqa: E402
+from spiraltorch_nb.backends import probe  # noqa: E402
+
+try:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+except ImportError:  # scikit-learn brings it in the dev extra; without it the env vars above apply
+    pass
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ("cpu", "wgpu", "cuda")
