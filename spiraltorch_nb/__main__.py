@@ -61,15 +61,10 @@ def demo(epochs: int = 8, device: str = "cpu", seed: int = 0, out: Any = None) -
     with st.telemetry.record() as rec:
         trainer.fit(train, test, epochs=epochs)
     elapsed = time.perf_counter() - t0
-    hist = trainer.history
-    for epoch in range(epochs):
-        rows = hist.filter((hist["epoch"] == epoch))
-        vals = {r["name"]: r["value"] for r in rows.filter(rows["split"] == "val").iter_rows(named=True)}
-        train_rows = rows.filter((rows["split"] == "train") & (rows["name"] == "loss"))
-        tl = float(train_rows["value"].mean()) if len(train_rows) else float("nan")
-        acc = vals.get("accuracy", float("nan"))
-        say(f"epoch {epoch + 1:2d}/{epochs}: train loss {tl:.4f}  val loss {vals.get('loss', float('nan')):.4f}  "
-            f"val accuracy {acc:.3f}")
+    wide = trainer.history.wide("epoch")
+    for row in wide.iter_rows(named=True):
+        say(f"epoch {row['epoch'] + 1:2d}/{epochs}: train loss {row.get('train_loss', float('nan')):.4f}  "
+            f"val loss {row.get('val_loss', float('nan')):.4f}  val accuracy {row.get('val_accuracy', float('nan')):.3f}")
     final = trainer.evaluate(test)
     say(f"trained {epochs} epochs in {elapsed:.1f} s; test accuracy {final['accuracy']:.3f}")
     summary = rec.summary().head(5)

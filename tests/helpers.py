@@ -71,7 +71,7 @@ PARITY_SETTINGS = settings(max_examples=15, deadline=None, database=None,
                            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                   HealthCheck.filter_too_much])
 #: the conformance suite runs on a software GPU: fewer, smaller examples
-CONFORMANCE_SETTINGS = settings(max_examples=60, deadline=None, database=None,
+CONFORMANCE_SETTINGS = settings(max_examples=6, deadline=None, database=None,
                                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                        HealthCheck.filter_too_much,
                                                        HealthCheck.function_scoped_fixture])

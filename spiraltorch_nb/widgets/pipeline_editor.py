@@ -12,7 +12,7 @@ the stage and field that is wrong (:attr:`PipelineEditor.errors`).
 >>> ed.add_stage("relu")
 1
 >>> ed.config["stages"][0]
-{'name': 'linear', 'params': {'out_features': 8, 'in_features': 4}}
+{'name': 'linear', 'params': {'in_features': 4, 'out_features': 8}}
 >>> [s["output_shape"] for s in ed.shapes]
 [[2, 8], [2, 8]]
 >>> ed.set_param(0, "out_features", "eight")
@@ -224,6 +224,7 @@ class PipelineEditor(ActionWidget):
                     value = _read_back(spec, getattr(child, spec.name))
                     if value is not _SKIP:
                         params[spec.name] = value
+            params = _drop_derived_defaults(info, params)
             stages.append({"name": info.name, "params": params})
         return cls.from_config({"version": 1, "stages": stages}, registry=reg, input_shape=input_shape)
 
@@ -354,11 +355,19 @@ class PipelineEditor(ActionWidget):
             shape = prev["output_shape"] if prev else None
         if not shape:
             return
+        filled = {}
         for spec in info.params:
             axis = _SHAPE_DERIVED.get(spec.name)
             if axis is None or not spec.required or spec.name in params or len(shape) <= max(axis, 0):
                 continue
-            params[spec.name] = int(shape[axis])
+            filled[spec.name] = int(shape[axis])
+        if filled:  # keep the schema's order: in_features before out_features
+            merged = {**params, **filled}
+            order = [p.name for p in info.params if p.name in merged]
+            ordered = {k: merged[k] for k in order}
+            ordered.update({k: v for k, v in merged.items() if k not in ordered})
+            params.clear()
+            params.update(ordered)
 
     def _revalidate(self) -> None:
         """Recompute errors, shapes and the summary from the stages; never raises."""
@@ -453,6 +462,21 @@ def _read_back(spec: Any, value: Any) -> Any:
     if not spec.required and value == default and type(value) is type(default):
         return _SKIP
     return value
+
+
+def _drop_derived_defaults(info: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Leave out values a ``None`` default would derive anyway (``MaxPool2d``'s stride = kernel size)."""
+    for spec in info.params:
+        if spec.required or spec.default is not None or spec.name not in params:
+            continue
+        trial = {k: v for k, v in params.items() if k != spec.name}
+        try:
+            rebuilt = info.factory(**{k: tuple(v) if isinstance(v, list) else v for k, v in trial.items()})
+        except Exception:  # the value is needed after all
+            continue
+        if _read_back(spec, getattr(rebuilt, spec.name, None)) == params[spec.name]:
+            params = trial
+    return params
 
 
 def _jsonable(value: Any) -> Any:
