@@ -169,6 +169,19 @@ def bench_mlp() -> dict[str, float]:
     return interleaved({"wgpu": make("wgpu"), "cpu": make("cpu")}, inner=5)
 
 
+def _cupy_or_none() -> object:
+    """CuPy when it is importable and sees a CUDA device, else None (with a note)."""
+    try:
+        import cupy
+
+        cupy.cuda.runtime.getDeviceCount()
+        return cupy
+    except Exception as exc:  # not installed, or no driver/GPU: compare with the cpu only
+        print(f"\n(no CuPy/cuBLAS reference: {type(exc).__name__}: {exc}; the --large section compares with "
+              "the cpu only)")
+        return None
+
+
 def table(title: str, rows: list[tuple[str, float, str]], base: str) -> None:
     """Print one section: name, median time, throughput and the ratio to ``base``."""
     print(f"\n{title}")
@@ -206,11 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     table("4. MLP 64-128-10 training step, batch 64", [(k, v, "") for k, v in mlp.items()], "cpu")
 
     if args.large:
-        try:
-            import cupy
-        except ImportError:
-            cupy = None
-            print("\n(cupy not importable: the --large section compares with the cpu only)")
+        cupy = _cupy_or_none()
         n = 4096
         mm = bench_matmul(n, cupy, rounds=3)
         base = "cupy (cuBLAS)" if cupy is not None else "wgpu"

@@ -12,8 +12,11 @@ the outputs stored in them.
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -43,6 +46,8 @@ exclude_patterns = [".*", "**/.*", "**/_build", "build", "dist", "spiraltorch_nb
 
 # ---- MyST and notebooks ----------------------------------------------------------------
 nb_execution_mode = "off"
+# widget views need the live kernel's state (not stored): the site shows their text form
+nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 nb_merge_streams = True
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
@@ -71,3 +76,45 @@ html_theme = "furo"
 html_title = f"spiraltorch_nb {release}"
 html_copy_source = False
 html_show_sourcelink = False
+
+
+# ---- Plotly figures in the walkthroughs ----------------------------------------------------
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+
+def _plotly_outputs_as_html(app: Any, docname: str, source: list[str]) -> None:
+    """Give each stored Plotly figure an HTML rendering, drawn by the site's copy of plotly.js.
+
+    MyST-NB has no renderer for Plotly's own mime type (JupyterLab has), so the figure
+    JSON is turned into the HTML a notebook renderer would produce, before parsing.
+    """
+    if not str(app.env.doc2path(docname)).endswith(".ipynb") or PLOTLY_MIME not in source[0]:
+        return
+    import plotly.io
+
+    nb = json.loads(source[0])
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            figure = data.pop(PLOTLY_MIME, None)
+            if figure is not None and "text/html" not in data:
+                html = plotly.io.to_html(figure, include_plotlyjs=False, full_html=False, validate=False)
+                # the theme loads scripts at the end of the page: draw once plotly.js is there
+                data["text/html"] = html.replace("<script>", '<script>window.addEventListener("load", () => {', 1)\
+                                        .replace("</script>", "});</script>", 1)
+    source[0] = json.dumps(nb)
+
+
+def _copy_plotly_js(app: Any, exception: BaseException | None) -> None:
+    if exception is None and app.builder.format == "html":
+        import plotly
+
+        bundle = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+        shutil.copy2(bundle, Path(app.outdir) / "_static" / "plotly.min.js")
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.connect("source-read", _plotly_outputs_as_html)
+    app.connect("build-finished", _copy_plotly_js)
+    app.add_js_file("plotly.min.js")
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -387,9 +387,7 @@ function render({ model, el: root }) {
   function drawOps() {
     const rows = model.get("op_breakdown") || [];
     ops.replaceChildren(el("div", "st-ops-title", "time per op"));
-    if (!rows.length) {
-      ops.append(el("div", "st-ops-empty", "no ops recorded"));
-    }
+    ops.hidden = !rows.length; // a source without a recorder has no per-op times
     const max = Math.max(1e-9, ...rows.map((r) => r.total_ms));
     for (const r of rows) {
       const row = el("div", "st-op-row");

@@ -86,7 +86,10 @@ def gradcheck(fn: Callable[..., Any], inputs: Any, eps: float = 1e-6, atol: floa
     for o in outs:
         grads_out.append(tensor(_weights(tuple(o.shape)).astype(o.dtype.np), device=o.device))
     wanted = [x for x in inputs if hasattr(x, "_be") and x.requires_grad]
-    analytic = _grad(list(outs), wanted, grads_out, allow_unused=True)
+    # an output off the tape (e.g. a backward that detached) has a zero analytic gradient
+    live = [(o, g) for o, g in zip(outs, grads_out, strict=True) if o.requires_grad]
+    analytic = (_grad([o for o, _ in live], wanted, [g for _, g in live], allow_unused=True) if live
+                else [None] * len(wanted))
     numeric = [n for n in _numerical_jacobian(fn, inputs, eps) if n is not None]
     for k, (a, n) in enumerate(zip(analytic, numeric, strict=True)):
         a_np = np.zeros_like(n) if a is None else a.numpy().astype(np.float64)

@@ -445,7 +445,15 @@ def _forward_error(op: Operator, be: Any, args: tuple, exc: Exception) -> Spiral
     if isinstance(exc, ValueError | IndexError):
         if "broadcast" in str(exc):
             shape_txt = " and ".join(str(s) for s in shapes)
-            msg = f"{op.name}: shapes {shape_txt} cannot be broadcast together ({exc})"
+            if op.name.endswith("_"):
+                fix = "an in-place op cannot broadcast the tensor it changes; use the out-of-place form (x = x + y)"
+            else:
+                fix = "make each trailing dimension equal or 1, e.g. with .unsqueeze() or .reshape()"
+            msg = f"{op.name}: shapes {shape_txt} cannot be broadcast together ({exc}); {fix}"
+        elif op.name == "matmul" and len(shapes) == 2:
+            msg = (f"matmul: shapes {shapes[0]} and {shapes[1]} do not line up ({exc}); the last dimension of the "
+                   "first must equal the second-to-last (or only) dimension of the second: transpose one with .mT "
+                   "or reshape it")
         else:
             msg = f"{what}: {exc}"
         err: SpiralTorchError = ShapeError(msg, op=op.name, shapes=shapes)

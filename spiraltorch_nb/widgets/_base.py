@@ -57,7 +57,7 @@ class ActionWidget(anywidget.AnyWidget):
         if not isinstance(content, dict) or "action" not in content:
             return  # not ours (anywidget's own protocol messages pass through here too)
         action = content.get("action")
-        method = self._actions.get(action)
+        method = self._actions.get(action) if isinstance(action, str) else None
         if method is None:
             self.error = f"the front end sent an unknown action {action!r}; expected one of {sorted(self._actions)}"
             return
@@ -105,6 +105,21 @@ def subscribe_weak(bus: Any, pattern: str, obj: Any, method: str) -> Any:
     return handler.subscription
 
 
+#: seconds an idle worker sleeps between checks that its widget still exists
+_IDLE_CHECK = 30.0
+
+
+def _never() -> bool:
+    return False
+
+
+def _weak_callable(fn: Callable[..., Any]) -> Callable[[], Callable[..., Any] | None]:
+    """A function returning ``fn`` (or None once a bound method's object is collected)."""
+    if getattr(fn, "__self__", None) is not None and getattr(fn, "__func__", None) is not None:
+        return weakref.WeakMethod(fn)
+    return lambda: fn
+
+
 class Coalescer:
     """Calls ``flush()`` on a worker thread at most once per ``interval`` seconds, when poked.
 
@@ -119,10 +134,11 @@ class Coalescer:
     def __init__(self, flush: Callable[[], Any], interval: float = 0.1, *,
                  poll_every: float | None = None, polling: Callable[[], bool] | None = None,
                  name: str = "spiraltorch-widget-flush") -> None:
-        self._flush = flush
+        # bound methods are held weakly: the worker must not keep its widget alive
+        self._flush_ref = _weak_callable(flush)
         self.interval = float(interval)
         self._poll_every = poll_every
-        self._polling = polling or (lambda: False)
+        self._polling_ref = _weak_callable(polling or _never)
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -166,18 +182,27 @@ class Coalescer:
 
     def _run(self) -> None:
         while not self._stopped.is_set():
-            timeout = self._poll_every if self._poll_every and self._polling() else None
-            woke = self._wake.wait(timeout)
+            polling = self._polling_ref()
+            if polling is None:
+                return  # the owner is gone
+            polled = bool(self._poll_every) and polling()
+            del polling
+            woke = self._wake.wait(self._poll_every if polled else _IDLE_CHECK)
             if self._stopped.is_set():
                 break
+            if not woke and not polled:
+                continue  # an idle wake-up: only to notice a collected owner
             self._wake.clear()  # cleared before flushing: an event arriving meanwhile re-arms it
+            flush = self._flush_ref()
+            if flush is None:
+                return
             try:
-                self._flush()
+                flush()
                 self.flushes += 1
             except Exception as exc:  # keep flushing later updates; the error is kept for inspection
                 self.last_error = exc
-            if woke or self._poll_every:
-                self._stopped.wait(self.interval)
+            del flush
+            self._stopped.wait(self.interval)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop the worker (a last flush is not made: call ``flush`` yourself if needed)."""

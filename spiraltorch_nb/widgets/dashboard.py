@@ -164,6 +164,7 @@ class TelemetryDashboard(ActionWidget):
         self._series: dict[str, DownsampledSeries] = {}
         self._series_meta: dict[str, dict[str, str]] = {}
         self._pending_overlays: list[dict[str, Any]] = []
+        self._overlays_reset = False
         self._overlay_keys: set[tuple] = set()
         self._op_totals: dict[tuple[str, str], list[float]] = {}
         self._last_op_seq = -1
@@ -314,7 +315,7 @@ class TelemetryDashboard(ActionWidget):
         if rec is not None:
             frame = rec.metrics
             if frame.height:
-                self._history_until_ns = int(frame["time_ns"].max())
+                self._history_until_ns = _as_int(frame["time_ns"].max())
                 for name in frame["name"].unique(maintain_order=True).to_list():
                     part = frame.filter(name=name)
                     if name in _BOUNDARY_METRICS:
@@ -325,7 +326,7 @@ class TelemetryDashboard(ActionWidget):
                                                               part["value"].to_numpy().astype(np.float64))
                 steps = frame["step"].drop_nulls()
                 if steps.len():
-                    self._last_step = int(steps.max())
+                    self._last_step = _as_int(steps.max())
             self._poll_frames(force=True)
             self._state = "recording" if rec.active else "stopped"
         elif self._run is not None:
@@ -374,7 +375,7 @@ class TelemetryDashboard(ActionWidget):
             if p.get("time_ns", 0) <= self._history_until_ns:
                 return  # already read from the recorder's frame
             if step is not None:
-                self._last_step = int(step)
+                self._last_step = _as_int(step)
             if name in _BOUNDARY_METRICS:
                 self._boundary(name, value, step)
             else:
@@ -395,7 +396,7 @@ class TelemetryDashboard(ActionWidget):
             step = getattr(trainer, "global_step", None)
         with self._lock:
             if _is_number(step):
-                self._last_step = int(step)
+                self._last_step = _as_int(step)
             if topic == "trainer.step_end":
                 if self._rec is None and (step is None or step > self._history_until_step):
                     self._metrics_from(p.get("logs"), step)
@@ -441,7 +442,7 @@ class TelemetryDashboard(ActionWidget):
 
     def _now_s(self) -> float:
         rec = self._rec
-        if rec is not None and getattr(rec, "t0_ns", 0):
+        if rec is not None and rec.t0_ns:
             return (time.perf_counter_ns() - rec.t0_ns) / 1e9
         return time.time() - self._wall_t0
 
@@ -452,8 +453,13 @@ class TelemetryDashboard(ActionWidget):
             if key in self._overlay_keys:
                 return
             self._overlay_keys.add(key)
-            self._pending_overlays.append({"kind": kind, "label": label, "step": s, "t": round(self._now_s(), 4),
-                                           "topic": topic})
+            mark = {"kind": kind, "label": label, "step": s, "t": round(self._now_s(), 4), "topic": topic}
+            marks = [*self.overlays, mark]
+            if len(marks) > MAX_OVERLAYS:
+                marks = _thin_overlays(marks, MAX_OVERLAYS)
+                self._overlays_reset = True  # the front end's list is replaced at the next flush
+            self.overlays = marks
+            self._pending_overlays.append(mark)
 
     # ---- polling the recorder's frames ----------------------------------------------
     def _poll_frames(self, force: bool = False) -> bool:
@@ -469,7 +475,7 @@ class TelemetryDashboard(ActionWidget):
                .agg(pl.col("duration_ns").sum().alias("ns"), pl.len().alias("n"), pl.col("seq").max().alias("seq"))
                .collect())
         if agg.height:
-            self._last_op_seq = max(self._last_op_seq, int(agg["seq"].max()))
+            self._last_op_seq = max(self._last_op_seq, _as_int(agg["seq"].max()))
             for op, backend, ns, n, _seq in agg.iter_rows():
                 tot = self._op_totals.setdefault((op, backend), [0.0, 0])
                 tot[0] += (ns or 0) / 1e6
@@ -477,7 +483,7 @@ class TelemetryDashboard(ActionWidget):
             changed = True
         mem = rec.scan("memory").filter(pl.col("time_ns") > self._last_mem_ns).collect()
         if mem.height:
-            self._last_mem_ns = int(mem["time_ns"].max())
+            self._last_mem_ns = _as_int(mem["time_ns"].max())
             t0 = rec.t0_ns
             with self._lock:
                 for (device,), part in mem.sort("time_ns").group_by("device", maintain_order=True):
@@ -567,15 +573,11 @@ class TelemetryDashboard(ActionWidget):
     def _take_overlays(self, everything: bool) -> tuple[list[dict[str, Any]], bool]:
         """Overlays the front end lacks, and whether they replace its list (after thinning)."""
         pending, self._pending_overlays = self._pending_overlays, []
-        if not pending and not everything:
-            return [], False
-        merged = list(self.overlays) + pending
-        reset = everything
-        if len(merged) > MAX_OVERLAYS:
-            merged = _thin_overlays(merged, MAX_OVERLAYS)
-            reset = True
-        self.overlays = merged
-        return (merged if reset else pending), reset
+        reset = everything or self._overlays_reset
+        self._overlays_reset = False
+        if reset:
+            return list(self.overlays), True
+        return pending, False
 
     def _send_snapshot(self) -> None:
         """A view was (re)rendered: send it every series in full."""
@@ -606,6 +608,11 @@ class TelemetryDashboard(ActionWidget):
     def __repr__(self) -> str:
         # stable on purpose (notebooks compare it): what is watched, not how far it got
         return f"TelemetryDashboard(source={type(self.source).__name__})"
+
+
+def _as_int(value: Any) -> int:
+    """A frame aggregate (typed loosely by Polars) as an int."""
+    return int(value)
 
 
 def _thin_overlays(overlays: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:

@@ -214,7 +214,7 @@ class DeviceSwitcher(ActionWidget):
         self._readout_flusher.poke()
 
     def _request_from_trainer(self, dev: str) -> bool:
-        trainer = self._trainer
+        trainer: Any = self._trainer
         try:
             record = trainer.request_device(dev)
         except Exception as exc:

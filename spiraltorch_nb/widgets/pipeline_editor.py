@@ -157,15 +157,15 @@ class PipelineEditor(ActionWidget):
 
     palette = traitlets.Dict().tag(sync=True)
     stages = traitlets.List(traitlets.Dict()).tag(sync=True)
-    errors = traitlets.Dict().tag(sync=True)
-    shapes = traitlets.List().tag(sync=True)
-    input_shape = traitlets.List(traitlets.Int(), allow_none=True, default_value=None).tag(sync=True)
+    errors: Any = traitlets.Dict().tag(sync=True)  # int keys: stage indices
+    shapes: traitlets.List[Any] = traitlets.List().tag(sync=True)
+    input_shape: Any = traitlets.List(traitlets.Int(), allow_none=True, default_value=None).tag(sync=True)
     input_error = traitlets.Unicode("").tag(sync=True)
     summary = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, registry: Any = None, input_shape: Any = None, **kwargs: Any) -> None:
         self._registry_obj = _registry(registry)
-        self._registry_version = -1
+        self._registry_version: Any = -1
         self._unsubscribe: Any = None
         super().__init__(**kwargs)
         listener = _RegistryListener(self)
@@ -209,7 +209,7 @@ class PipelineEditor(ActionWidget):
         children = list(model.children()) if hasattr(model, "children") else []
         if not children:
             children = [model]
-        by_class = {}
+        by_class: dict[Any, Any] = {}
         for info in reg:
             by_class.setdefault(info.factory, info)
         stages = []
@@ -410,7 +410,7 @@ class PipelineEditor(ActionWidget):
             if len(inferred) == len(stages) and not errors:
                 total_params = sum(s["params"] for s in shapes)
         with self.hold_sync():
-            self.errors = dict(sorted(errors.items()))
+            self.errors = {k: errors[k] for k in sorted(errors)}
             self.shapes = shapes
             self.error = ""
             self.summary = self._summary(shapes, total_params, errors)

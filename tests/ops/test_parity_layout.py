@@ -185,10 +185,10 @@ def test_pad(dtype: str, shape: tuple, data: Any, value: float, seed: int) -> No
     check_op(lambda x: F(x).pad(x, pad) * x.sum(), x, dtype=dtype, label="pad_default")
 
 
-def test_repeat() -> None:
+@pytest.mark.parametrize("sizes", [(1, 1), (2, 1), (2, 3), (3, 1, 2), (0, 2)])
+def test_repeat(sizes: tuple) -> None:
     x = np.arange(6.0).reshape(2, 3)
-    for sizes in ((1, 1), (2, 1), (2, 3), (3, 1, 2), (0, 2)):
-        check_op(lambda x: x.repeat(*sizes), x, dtype="float64", label=f"repeat{sizes}")
+    check_op(lambda x: x.repeat(*sizes), x, dtype="float64", label=f"repeat{sizes}")
 
 
 # ---- indexing -----------------------------------------------------------------------------

@@ -195,13 +195,15 @@ def test_conv2d(dtype: str, case: dict, seed: int) -> None:
     check_op(fn, x, w, b, dtype=dtype, seed=seed, label=f"conv2d {case}")
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_conv2d_padding_same_and_valid(dtype: str) -> None:
+@pytest.mark.parametrize("padding, dilation", [("same", 1), ("same", 2), ("valid", 1)])
+def test_conv2d_padding_same_and_valid(dtype: str, padding: str, dilation: int) -> None:
+    """'same' with an even kernel pads one more at the end, as torch does."""
     rng = np.random.default_rng(0)
     x, w = values(rng, (2, 3, 5, 6)), values(rng, (4, 3, 3, 2))
-    for padding in ("same", "valid"):
-        check_op(lambda x, w: F(x).conv2d(x, w, padding=padding), x, w, dtype=dtype, label=f"conv2d {padding}")
-    check_op(lambda x, w: F(x).conv2d(x, w, padding="same", dilation=2), x, w, dtype=dtype, label="same_dilated")
+    check_op(lambda x, w: F(x).conv2d(x, w, padding=padding, dilation=dilation), x, w, dtype=dtype,
+             label=f"conv2d {padding} dilation={dilation}")
 
 
 @hst.composite
@@ -301,6 +303,8 @@ def test_dropout_eval_mode_and_edge_probabilities() -> None:
     np.testing.assert_array_equal(F(x).dropout(x, p=1.0).detach().numpy(), np.zeros((5, 7)))
     with pytest.raises(ValueError, match="p must be in"):
         F(x).dropout(x, p=1.5)
+    drop = st.nn.Dropout(0.5)
+    assert drop(x) is not x and drop.eval()(x) is x  # the module: random while training, identity in eval
 
 
 def test_dropout_is_reproducible_with_manual_seed() -> None:

@@ -14,6 +14,7 @@ import pytest
 import spiraltorch_nb as st
 from spiraltorch_nb.plugins import global_registry
 from spiraltorch_nb.widgets import TelemetryDashboard, WidgetError
+from spiraltorch_nb.widgets.dashboard import MAX_OVERLAYS
 
 
 class Wire:
@@ -92,8 +93,8 @@ def test_100k_step_feed_sends_bounded_messages_and_bytes(dash: TelemetryDashboar
         publish_metric(step, "loss", float(loss[step]))
         publish_metric(step, "accuracy", 1.0 - float(loss[step]) / 2)
         if step % 100 == 99:
-            dash.flush()
-    dash.flush()
+            dash._flush()  # what the update thread calls
+    dash._flush()
     custom = wire.custom
     sent_bytes = sum(len(b) for _, bufs in custom for b in bufs)
     naive = n * 2 * 16  # one float64 (x, y) pair per metric per step
@@ -169,6 +170,13 @@ def test_overlays_mark_epochs_events_and_notes(dash: TelemetryDashboard) -> None
     kinds = [(o["kind"], o["label"], o["step"]) for o in dash.overlays]
     assert ("epoch", "epoch 0", 0) in kinds and ("epoch", "epoch 1", 10) in kinds and ("epoch", "epoch 2", 20) in kinds
     assert ("note", "lr drop", 12) in kinds
+    for epoch in range(3, 2 * MAX_OVERLAYS):  # a long run: epoch marks are thinned, others kept
+        publish_metric(epoch * 10, "epoch", epoch)
+    dash.flush()
+    assert len(dash.overlays) <= MAX_OVERLAYS and ("note", "lr drop", 12) in [
+        (o["kind"], o["label"], o["step"]) for o in dash.overlays]
+    epochs = [o["step"] for o in dash.overlays if o["kind"] == "epoch"]
+    assert epochs == sorted(epochs) and epochs[-1] >= 10 * (2 * MAX_OVERLAYS - 2)
     assert any(k == "event" and label == "plugin.loaded" for k, label, _ in kinds)
     assert "epoch" not in dash.series_names  # a boundary, not a curve
 

@@ -2,9 +2,9 @@
 
 Each function takes :class:`WGPUStorage` inputs (and Python scalars where NumPy
 accepts them), records one dispatch and returns a new storage; nothing is read back.
-The WGSL lives in ``kernels/wgsl/{unary,binary,where,copy,fill}.wgsl``; the tables
-below only name, for each op and compute category (f, i, u, b), the WGSL function
-that implements it.
+The WGSL lives in ``kernels/wgsl/{unary,binary,binary_ops,binary_inplace,where,copy,
+fill}.wgsl``; the tables below only name, for each op and compute category (f, i, u,
+b), the WGSL function that implements it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from ...errors import DTypeError
 from .runtime import EXTRA, Runtime, broadcast_shapes, category, compute_type, f32_bits, scalar_bits
 from .storage import WGSL_TYPES, WGPUStorage, contiguous_strides
 
-__all__ = ["UNARY", "BINARY", "unary", "binary", "binary_inplace", "where", "cast", "clone", "copy_into", "contiguous", "fill",
-           "arange", "broadcast_strides", "broadcast_view", "reshape_view", "is_scalar", "convert_scalar",
-           "compute_type"]
+__all__ = ["UNARY", "BINARY", "unary", "binary", "binary_inplace", "where", "cast", "clone", "copy_into",
+           "contiguous", "fill", "arange", "broadcast_strides", "broadcast_view", "reshape_view", "is_scalar",
+           "convert_scalar", "compute_type"]
 
 #: unary op -> WGSL function per compute category (missing: not defined for that dtype)
 UNARY: dict[str, dict[str, str]] = {

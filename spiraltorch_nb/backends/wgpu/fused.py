@@ -1,8 +1,10 @@
-"""Fused neural-network kernels on the host side: layer norm and bias + GELU.
+"""Fused kernels on the host side: layer norm, bias + GELU, and optimizer updates.
 
 They implement ``ops/fused.py``'s operators (``fused_layer_norm``, ``fused_bias_gelu``
 and their first-order backwards) in one or a few dispatches instead of the dozen small
-ops of the composites. WGSL in ``kernels/wgsl/layernorm.wgsl`` and ``binary_ops.wgsl``.
+ops of the composites, and ``ops/update.py``'s in-place updates (``axpy_``, ``lerp_``,
+``addcmul_``, ``addcdiv_``, ``maximum_``) in one dispatch each, writing into the
+parameter's own buffer. WGSL in ``kernels/wgsl/{layernorm,binary_ops,update}.wgsl``.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ...errors import DTypeError
 from . import elementwise as ew
 from .reduce import reduce
 from .runtime import EXTRA, Runtime, f32_bits, i32_bits
-from .storage import WGSL_TYPES, WGPUStorage
+from .storage import WGSL_TYPES, WGPUStorage, contiguous_strides
 
-__all__ = ["bias_gelu", "bias_gelu_backward", "layer_norm", "layer_norm_backward"]
+__all__ = ["bias_gelu", "bias_gelu_backward", "layer_norm", "layer_norm_backward", "update"]
+
+_UPDATES = {"axpy_": 0, "lerp_": 1, "addcmul_": 2, "addcdiv_": 3, "maximum_": 4}
 
 
 def bias_gelu(rt: Runtime, x: WGPUStorage, bias: WGPUStorage, approximate: str = "none") -> WGPUStorage:
@@ -81,3 +86,31 @@ def layer_norm_backward(rt: Runtime, g: WGPUStorage, x: WGPUStorage, weight: Any
         _launch(rt, "backward", xr, _same(rt, weight, x), gr, (dx, gxhat), rows, n, eps, g_offset=gr.offset)
     g2 = gr.view((rows, n), (n, 1), gr.offset)
     return dx, reduce(rt, "sum", gxhat, 0, False), reduce(rt, "sum", g2, 0, False)
+
+
+def update(rt: Runtime, name: str, x: WGPUStorage, a: WGPUStorage, b: Any = None, s0: float = 1.0) -> WGPUStorage:
+    """The in-place update ``name`` of ``x`` (see ``update.wgsl``); returns ``x``."""
+    if x.dtype.kind != "f":
+        raise DTypeError(f"{name} updates floating-point tensors on wgpu; got {x.dtype.name}", op=name, dtype=x.dtype)
+    ins = []
+    for t in (a, b):
+        if t is None:
+            ins.append(None)
+            continue
+        t = ew.broadcast_view(t, x.shape)
+        if t.dtype is not x.dtype:
+            t = ew.cast(rt, t, x.dtype)
+        elif t.block is x.block:
+            t = ew.clone(rt, t)  # one buffer cannot be bound for reading and for writing
+        ins.append(t)
+    if x.size == 0:
+        return x
+    a, b = ins
+    dense = (contiguous_strides(x.shape), 0)
+    words = rt.indexer(x.shape, [(x.strides, x.offset), (a.strides, a.offset),
+                                 (b.strides, b.offset) if b is not None else dense])
+    words.append(f32_bits(s0))
+    consts = {"KIND": _UPDATES[name], "LINEAR": rt.is_linear(words, 3)}
+    pipe = rt.pipeline("update", "wrr", types={"TA": WGSL_TYPES[x.dtype.name]}, consts=consts)
+    rt.launch(pipe, (x.buffer, a.buffer, b.buffer if b is not None else rt.dummy), words, x.size)
+    return x

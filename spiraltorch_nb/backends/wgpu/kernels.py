@@ -2,7 +2,10 @@
 
 Every forward takes :class:`WGPUStorage` inputs (Python scalars where the cpu kernel
 accepts them) and keyword attributes exactly as ``array_kernels.build_kernels``
-defines them, and returns new storages without reading anything back.
+defines them, and returns new storages without reading anything back (the in-place
+``add_``... and optimizer updates ``axpy_``... write into their first input and return
+it). Beyond the cpu's table it has fused kernels for ``ops/fused.py``'s operators
+(softmax/log-softmax/cross-entropy backwards, bias + GELU, layer norm).
 """
 
 from __future__ import annotations
@@ -79,6 +82,24 @@ def build_kernels(rt: Runtime) -> dict[str, Callable[..., Any]]:
 
     for name in ("add", "sub", "mul", "div"):
         k[name + "_"] = inplace(name)
+
+    # optimizer updates (ops/update.py), in place
+    def axpy_(x: Any, y: Any, alpha: float = 1.0) -> Any:
+        return fused.update(rt, "axpy_", x, y, s0=alpha)
+
+    def lerp_(x: Any, y: Any, weight: float) -> Any:
+        return fused.update(rt, "lerp_", x, y, s0=weight)
+
+    def addcmul_(x: Any, a: Any, b: Any, value: float) -> Any:
+        return fused.update(rt, "addcmul_", x, a, b, s0=value)
+
+    def addcdiv_(x: Any, a: Any, b: Any, value: float) -> Any:
+        return fused.update(rt, "addcdiv_", x, a, b, s0=value)
+
+    def maximum_(x: Any, y: Any) -> Any:
+        return fused.update(rt, "maximum_", x, y)
+
+    k.update(axpy_=axpy_, lerp_=lerp_, addcmul_=addcmul_, addcdiv_=addcdiv_, maximum_=maximum_)
 
     def where(c: Any, a: Any, b: Any) -> Any:
         return ew.where(rt, c, a, b)

@@ -26,6 +26,7 @@ KERNEL_DEPS: dict[str, tuple[str, ...]] = {
     "binary": ("common", "math", "binary_ops"),
     "binary_inplace": ("common", "math", "binary_ops"),
     "where": ("common",),
+    "update": ("common",),
     "copy": ("common",),
     "fill": ("common",),
     "reduce": ("common",),
