@@ -48,10 +48,35 @@ def test_probe_reports_available_without_raising() -> None:
 def test_probe_gives_a_reason_when_no_adapter_matches(monkeypatch: pytest.MonkeyPatch) -> None:
     from spiraltorch_nb.backends.wgpu import WGPUBackend
 
-    monkeypatch.setenv(wgpu_adapter.ENV_BACKEND, "d3d12")  # never present on Linux
+    import wgpu
+
+    present = {str(a.info.get("backend_type")) for a in wgpu.gpu.enumerate_adapters_sync()}
+    missing = [k for k, v in wgpu_adapter.BACKEND_TYPES.items() if v not in present]
+    if not missing:
+        pytest.skip("every backend type has an adapter here")
+    monkeypatch.setenv(wgpu_adapter.ENV_BACKEND, missing[0])
     info = WGPUBackend.probe()
     assert info["available"] is False
-    assert "d3d12" in info["reason"] and "available backend types" in info["reason"]
+    assert missing[0] in info["reason"] and "available backend types" in info["reason"]
+
+
+def test_the_environment_chooses_the_backend_type() -> None:
+    import subprocess
+    import sys
+
+    import wgpu
+
+    present = {str(a.info.get("backend_type")) for a in wgpu.gpu.enumerate_adapters_sync()}
+    choice = next((k for k, v in wgpu_adapter.BACKEND_TYPES.items() if v in present), None)
+    if choice is None:
+        pytest.skip("no adapter reports a known backend type")
+    code = ("import spiraltorch_nb as st; from spiraltorch_nb.backends import get_backend; "
+            "x = st.arange(6, device='wgpu').float(); print((x * x).sum().item(), "
+            "get_backend('wgpu').describe()['backend_type'])")
+    env = {**os.environ, wgpu_adapter.ENV_BACKEND: choice, wgpu_adapter.ENV_POWER: "low-power"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    total, backend = out.stdout.split()
+    assert float(total) == 55.0 and backend == wgpu_adapter.BACKEND_TYPES[choice]
 
 
 def test_bad_settings_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:

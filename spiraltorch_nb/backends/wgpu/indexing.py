@@ -77,8 +77,8 @@ def _plan(rt: Runtime, shape: tuple[int, ...], strides: tuple[int, ...], offset:
         raise IndexError(f"too many indices for array: array is {len(shape)}-dimensional, but {consumed} were indexed")
     if sum(1 for k in entries if k is Ellipsis) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    if Ellipsis in [k for k in entries if not isinstance(k, WGPUStorage)]:
-        at = next(i for i, k in enumerate(entries) if k is Ellipsis)
+    at = next((i for i, k in enumerate(entries) if k is Ellipsis), None)
+    if at is not None:
         entries[at:at + 1] = [slice(None)] * (len(shape) - consumed)
     has_adv = any(isinstance(k, WGPUStorage) for k in entries)
     adv_pos = [i for i, k in enumerate(entries) if isinstance(k, WGPUStorage) or (has_adv and isinstance(k, int))]

@@ -24,9 +24,12 @@ where the program order puts it.
 
 from __future__ import annotations
 
+import functools
 import struct
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,16 @@ from .pipelines import PARAMS_BYTES, Pipeline
 __all__ = ["CommandQueue"]
 
 _PARAM_WORDS = PARAMS_BYTES // 4
+
+
+def _locked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a method under the queue's lock: a training loop in a background thread and
+    the notebook's thread may both record work, and the encoder is shared."""
+    @functools.wraps(fn)
+    def run(self: CommandQueue, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return fn(self, *args, **kwargs)
+    return run
 
 
 class CommandQueue:
@@ -67,6 +80,7 @@ class CommandQueue:
         self._bind_groups: OrderedDict[tuple, Any] = OrderedDict()
         self._bind_group_cap = bind_group_cache
         self._keepalive: list[Any] = []
+        self._lock = threading.RLock()
 
     # ---- recording ---------------------------------------------------------------
     def _begin_pass(self) -> Any:
@@ -102,6 +116,7 @@ class CommandQueue:
         """Drop cached bind groups (after buffers were destroyed)."""
         self._bind_groups.clear()
 
+    @_locked
     def dispatch(self, pipe: Pipeline, buffers: tuple[Any, ...], params: list[int],
                  groups: tuple[int, int, int]) -> None:
         """Record one dispatch of ``pipe`` over ``groups`` workgroups with ``params`` (u32 words)."""
@@ -129,6 +144,7 @@ class CommandQueue:
         if self.submit_every_op or self._pending >= self.max_ops:
             self.flush()
 
+    @_locked
     def copy(self, src: Any, src_offset: int, dst: Any, dst_offset: int, nbytes: int) -> None:
         """Record a buffer-to-buffer copy (offsets and size multiples of 4)."""
         self._end_pass()
@@ -143,6 +159,7 @@ class CommandQueue:
         """Commands recorded but not yet submitted."""
         return self._pending
 
+    @_locked
     def flush(self) -> None:
         """Submit everything recorded so far (no wait)."""
         if self._encoder is None:
@@ -158,6 +175,7 @@ class CommandQueue:
         self._slot = 0
         self._keepalive.clear()
 
+    @_locked
     def wait(self) -> None:
         """Submit and block until the GPU has finished everything submitted."""
         self.flush()
@@ -172,6 +190,7 @@ class CommandQueue:
             self.stats["submits"] += 1
 
     # ---- host transfers ------------------------------------------------------------------
+    @_locked
     def upload(self, dst: Any, dst_offset: int, data: np.ndarray) -> None:
         """Copy host bytes into ``dst`` at ``dst_offset``, in program order (see module docstring)."""
         raw = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
@@ -191,6 +210,7 @@ class CommandQueue:
         self.stats["uploads"] += 1
         report_transfer("host", "wgpu", int(data.nbytes), t0, time.perf_counter_ns() - t0)
 
+    @_locked
     def read(self, src: Any, offset: int, nbytes: int) -> memoryview:
         """Submit pending work, then read ``nbytes`` from ``src`` (offset/size rounded to 4)."""
         t0 = time.perf_counter_ns()
