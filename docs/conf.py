@@ -12,6 +12,7 @@ the outputs stored in them.
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import sys
@@ -56,8 +57,10 @@ myst_ref_domains = ["std", "py"]
 
 # ---- API reference from numpy-style docstrings -----------------------------------------
 # every object is documented once, in the module that defines it (re-exports would
-# describe it twice and make cross-references ambiguous)
-autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
+# describe it twice and make cross-references ambiguous); public members without a
+# docstring are listed too, with their signature
+autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True,
+                           "ignore-module-all": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
@@ -113,7 +116,39 @@ def _copy_plotly_js(app: Any, exception: BaseException | None) -> None:
         shutil.copy2(bundle, Path(app.outdir) / "_static" / "plotly.min.js")
 
 
+# ---- API reference: leave out typing helpers ------------------------------------------------
+def _skip_typing_helpers(app: Any, what: str, name: str, obj: Any, skip: bool, options: Any) -> bool | None:
+    """Module-level type aliases, TypeVars and loggers are not API: leave them out of the reference."""
+    import logging
+    import types
+    import typing
+
+    if what != "module" or inspect.isclass(obj) or inspect.isroutine(obj) or inspect.ismodule(obj):
+        return None
+    typing_like = (typing.TypeVar, types.UnionType, types.GenericAlias, logging.Logger)
+    if isinstance(obj, typing_like) or type(obj).__module__ == "typing":
+        return True
+    return None
+
+
+def _builtin_names_resolve_exactly(app: Any, doctree: Any) -> None:
+    """Look builtins in annotations up by exact name only.
+
+    Sphinx matches a type in a signature by suffix, so ``type`` in ``type[Plugin]`` would
+    match ``Device.type`` and every other attribute called ``type``.
+    """
+    import builtins
+
+    from sphinx.addnodes import pending_xref
+
+    for node in doctree.findall(pending_xref):
+        if node.get("refdomain") == "py" and node.get("reftarget") in vars(builtins):
+            node.attributes.pop("refspecific", None)
+
+
 def setup(app: Any) -> dict[str, Any]:
+    app.connect("autodoc-skip-member", _skip_typing_helpers)
+    app.connect("doctree-read", _builtin_names_resolve_exactly)
     app.connect("source-read", _plotly_outputs_as_html)
     app.connect("build-finished", _copy_plotly_js)
     app.add_js_file("plotly.min.js")

@@ -67,7 +67,7 @@ CONFORMANCE_TOLERANCES: dict[str, Tol] = {
 }
 
 #: hypothesis settings of the parity suite (modest, so it runs in a couple of minutes)
-PARITY_SETTINGS = settings(max_examples=100, deadline=None, database=None,
+PARITY_SETTINGS = settings(max_examples=15, deadline=None, database=None,
                            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                   HealthCheck.filter_too_much])
 #: the conformance suite runs on a software GPU: fewer, smaller examples

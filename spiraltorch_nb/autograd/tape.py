@@ -398,12 +398,15 @@ def grad(
     T = _Tensor
     single_out = isinstance(outputs, T)
     outputs = [outputs] if single_out else list(outputs)
-    single_in = isinstance(inputs, T)
-    inputs = [inputs] if single_in else list(inputs)
+    # a bare number (a learning rate passed as 0.1) reaches the check below instead of list()'s TypeError
+    inputs = [inputs] if isinstance(inputs, T) or not hasattr(inputs, "__iter__") else list(inputs)
     if grad_outputs is not None and isinstance(grad_outputs, T):
         grad_outputs = [grad_outputs]
     for i, t in enumerate(inputs):
-        if not isinstance(t, T) or not t.requires_grad:
+        if not isinstance(t, T):
+            raise AutogradError(f"grad: input {i} is a {type(t).__name__}, not a Tensor; differentiate with respect "
+                                "to a tensor created with requires_grad=True, e.g. st.tensor(0.1, requires_grad=True)")
+        if not t.requires_grad:
             raise AutogradError(f"grad: input {i} does not require grad; create it with requires_grad=True")
     grads = _root_grads(outputs, grad_outputs, "grad")
     if retain_graph is None:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..dtypes import ALL_DTYPES
+from .base import Backend
 
 __all__ = [
     "BackendDeclaration",
@@ -101,13 +103,13 @@ def _type_path(t: type) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def _capabilities_without_device(cls: type, **attrs: Any) -> dict[str, Any]:
+def _capabilities_without_device(cls: type[Backend], **attrs: Any) -> dict[str, Any]:
     """``cls.capabilities()`` on an instance whose ``__init__`` never ran, so no device opens.
 
     ``capabilities()`` reads declarations only (dtypes, the kernel table, constants); the
     attributes it needs that ``__init__`` would set are passed in ``attrs``.
     """
-    inst = object.__new__(cls)
+    inst = cls.__new__(cls)
     for name, value in attrs.items():
         setattr(inst, name, value)
     return dict(cls.capabilities(inst))
@@ -237,14 +239,16 @@ def backend_matrix(decls: dict[str, BackendDeclaration] | None = None) -> list[d
             or "NumPy and SciPy"),
         row("more capabilities", more),
     ]
-    rows += [row(f"dtype {dt.name}", lambda d, n=dt.name: dtype_cell(d, n)) for dt in ALL_DTYPES]
+    rows += [row(f"dtype {dt.name}", partial(dtype_cell, dtype=dt.name)) for dt in ALL_DTYPES]
     return rows
 
 
 def _builtin_ops() -> list[Any]:
     from ..ops.registry import global_operator_registry
 
-    return [op for op in global_operator_registry() if op.builtin]
+    # registration order: the families come out grouped as the ops modules define them
+    ops = cast("Iterable[Any]", global_operator_registry())
+    return [op for op in ops if op.builtin]
 
 
 def _forward_kind(op: Any, d: BackendDeclaration) -> str:

@@ -88,24 +88,24 @@ def layer_norm_backward(rt: Runtime, g: WGPUStorage, x: WGPUStorage, weight: Any
     return dx, reduce(rt, "sum", gxhat, 0, False), reduce(rt, "sum", g2, 0, False)
 
 
+def _operand(rt: Runtime, t: WGPUStorage, x: WGPUStorage) -> WGPUStorage:
+    """An update operand broadcast to x, of x's dtype, and never sharing x's buffer."""
+    t = ew.broadcast_view(t, x.shape)
+    if t.dtype is not x.dtype:
+        return ew.cast(rt, t, x.dtype)
+    if t.block is x.block:
+        return ew.clone(rt, t)  # one buffer cannot be bound for reading and for writing
+    return t
+
+
 def update(rt: Runtime, name: str, x: WGPUStorage, a: WGPUStorage, b: Any = None, s0: float = 1.0) -> WGPUStorage:
     """The in-place update ``name`` of ``x`` (see ``update.wgsl``); returns ``x``."""
     if x.dtype.kind != "f":
         raise DTypeError(f"{name} updates floating-point tensors on wgpu; got {x.dtype.name}", op=name, dtype=x.dtype)
-    ins = []
-    for t in (a, b):
-        if t is None:
-            ins.append(None)
-            continue
-        t = ew.broadcast_view(t, x.shape)
-        if t.dtype is not x.dtype:
-            t = ew.cast(rt, t, x.dtype)
-        elif t.block is x.block:
-            t = ew.clone(rt, t)  # one buffer cannot be bound for reading and for writing
-        ins.append(t)
+    a = _operand(rt, a, x)
+    b = _operand(rt, b, x) if b is not None else None
     if x.size == 0:
         return x
-    a, b = ins
     dense = (contiguous_strides(x.shape), 0)
     words = rt.indexer(x.shape, [(x.strides, x.offset), (a.strides, a.offset),
                                  (b.strides, b.offset) if b is not None else dense])

@@ -124,7 +124,7 @@ def _lin(rt: Runtime, plan: _Plan) -> tuple[WGPUStorage, tuple[int, ...]]:
     lin = rt.empty(b_shape, _dt.int32)
     if lin.size == 0:
         return lin, b_shape
-    prev = None
+    prev: WGPUStorage | None = None
     for dim, arr in plan.arrays:
         out = lin if prev is None or len(plan.arrays) == 1 else rt.empty(b_shape, _dt.int32)
         types = {"TA": "i32", "TI": WGSL_TYPES[arr.dtype.name], "TO": "i32"}
@@ -134,7 +134,7 @@ def _lin(rt: Runtime, plan: _Plan) -> tuple[WGPUStorage, tuple[int, ...]]:
         src = prev.buffer if prev is not None else rt.dummy
         rt.launch(pipe, (src, arr.buffer, out.buffer), words, lin.size)
         prev = out
-    return prev, b_shape
+    return out, b_shape
 
 
 def _rest(plan: _Plan) -> tuple[list[int], tuple[int, ...], tuple[int, ...]]:

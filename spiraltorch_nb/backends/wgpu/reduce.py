@@ -45,6 +45,12 @@ def _dims_block(shape: tuple[int, ...], strides: tuple[int, ...], what: str) -> 
     return cshape, cstrides
 
 
+def _one_axis(dim: int, ndim: int) -> int:
+    """``dim`` as a non-negative axis (IndexError when out of range)."""
+    axes = normalize_dims(dim, ndim)
+    return axes[0] if axes else 0
+
+
 def _wg_for(n: int) -> int:
     wg = 32
     while wg < n and wg < 256:
@@ -150,7 +156,7 @@ def _line_words(x: WGPUStorage, out: WGPUStorage, dim: int) -> list[int]:
 
 def cumsum(rt: Runtime, x: WGPUStorage, dim: int) -> WGPUStorage:
     """Inclusive prefix sums along ``dim`` (int32 for integer and bool inputs)."""
-    d = normalize_dims(dim, x.ndim)[0] if x.ndim else 0
+    d = _one_axis(dim, x.ndim) if x.ndim else 0
     if x.ndim == 0:
         x = x.view((1,), (1,), x.offset)
     out_dt = _dt.int32 if x.dtype.kind in "bi" and x.dtype is not _dt.uint32 else x.dtype
@@ -170,7 +176,7 @@ def softmax(rt: Runtime, x: WGPUStorage, dim: int, log: bool) -> WGPUStorage:
         raise TypeError(f"softmax needs a floating-point tensor; got {x.dtype.name}")
     nd = x.ndim
     view = x if nd else x.view((1,), (1,), x.offset)
-    d = normalize_dims(dim, max(nd, 1))[0]
+    d = _one_axis(dim, max(nd, 1))
     out = rt.empty(view.shape, x.dtype)
     if out.size:
         wg = _wg_for(view.shape[d])
@@ -249,7 +255,7 @@ def softmax_backward(rt: Runtime, g: WGPUStorage, y: WGPUStorage, dim: int, log:
     scalar = y.ndim == 0
     if scalar:
         y, g = y.view((1,), (1,), y.offset), g.view((1,), (1,), g.offset)
-    d = normalize_dims(dim, y.ndim)[0]
+    d = _one_axis(dim, y.ndim)
     out = rt.empty(y.shape, y.dtype)
     if out.size:
         words = _line_words(y, out, d)
