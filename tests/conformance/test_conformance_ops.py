@@ -296,7 +296,7 @@ def _expand(d: Draw) -> tuple[list, Callable]:
 def _flip(d: Draw) -> tuple[list, Callable]:
     s = d.shape(min_dims=1)
     a, v = d.viewed(s)
-    return [a], lambda x: v(x).flip(0) * x.sum() if False else v(x).flip(0).flip(-1) * 1.5
+    return [a], lambda x: v(x).flip(0).flip(-1) * 1.5
 
 
 @case("cat_stack")

@@ -238,5 +238,7 @@ def test_matmul(dtype: str, ab: tuple, seed: int) -> None:
 
 def test_rmatmul_with_a_nested_list() -> None:
     a = np.array([[1.0, 2.0], [3.0, 4.0]])
-    check_op(lambda a: [[1.0, -1.0]] @ a if not hasattr(a, "grad_fn") or lib(a) is st else
-             a.new_tensor([[1.0, -1.0]]) @ a, a, dtype="float32", label="rmatmul")
+    check_op(lambda a: [[1.0, -1.0]] @ a, a, torch_fn=lambda a: a.new_tensor([[1.0, -1.0]]) @ a, dtype="float32",
+             label="rmatmul")
+    check_op(lambda a: a @ [[0.5], [2.0]], a, torch_fn=lambda a: a @ a.new_tensor([[0.5], [2.0]]), dtype="float64",
+             label="matmul_list")
