@@ -21,6 +21,7 @@ import numpy as np
 
 from ..device import Device
 from ..dtypes import DType
+from ..dtypes import int64 as _dt_int64
 
 __all__ = ["Backend"]
 
@@ -32,6 +33,8 @@ class Backend:
     name: str = ""
     #: dtypes this backend can hold
     dtypes: tuple[DType, ...] = ()
+    #: the integer dtype used when none is given (int64; int32 where 64-bit integers are absent)
+    default_int: DType = _dt_int64
 
     def __init__(self, device: Device) -> None:
         self.device = device

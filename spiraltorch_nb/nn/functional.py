@@ -402,11 +402,12 @@ def pad(x: Any, pad: Sequence[int], mode: str = "constant", value: float = 0.0) 
 
 
 def one_hot(x: Any, num_classes: int = -1) -> Any:
-    """Integer class indices -> int64 one-hot vectors."""
+    """Integer class indices -> one-hot vectors of the device's default integer type (int64 on cpu)."""
     from ..ops.creation import arange
 
     n = int(x.max().item()) + 1 if num_classes < 0 else num_classes
-    return (x.unsqueeze(-1) == arange(n, device=x.device)).long()
+    hot = x.unsqueeze(-1) == arange(n, device=x.device)
+    return hot.to(getattr(x._be, "default_int", None) or "int64")
 
 
 def normalize(x: Any, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Any:

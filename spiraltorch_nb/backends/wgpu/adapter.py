@@ -130,8 +130,25 @@ def _forget_probe() -> None:
     _probes.pop("wgpu", None)
 
 
+def _quiet_runtime_dir() -> None:
+    """Give the native WebGPU stack a private runtime dir when the session has none.
+
+    Without ``XDG_RUNTIME_DIR`` (headless servers, containers, CI), Mesa's window-system
+    probing prints "error: XDG_RUNTIME_DIR is invalid" to stderr at adapter creation,
+    which lands in notebook outputs. A fresh 0700 temp dir satisfies it; nothing uses it.
+    """
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="spiraltorch-runtime-")
+    os.chmod(path, 0o700)
+    os.environ["XDG_RUNTIME_DIR"] = path
+
+
 def _select_adapter(settings: AdapterSettings) -> Any:
     """The adapter matching ``settings``, or raise RuntimeError saying why none does."""
+    _quiet_runtime_dir()
     import wgpu
 
     if settings.backend_type is None:
@@ -156,6 +173,7 @@ def probe_adapter() -> dict[str, Any]:
     """``{"available", "reason", "devices", "adapter"}`` for the configured adapter; never raises."""
     try:
         settings = current_settings()
+        _quiet_runtime_dir()
         import wgpu  # noqa: F401  (an import failure is a reason)
 
         adapter = _select_adapter(settings)
