@@ -7,8 +7,12 @@ compares against the stored outputs.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # the kernels inherit it: one BLAS thread, steady timings
 
 import nbformat
 from nbclient import NotebookClient

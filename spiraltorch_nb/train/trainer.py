@@ -154,6 +154,9 @@ class Trainer:
             loss_fn = _loss_by_name(loss_fn)
         if not callable(loss_fn):
             raise TrainingError(f"loss_fn must be callable or a loss name; got {type(loss_fn).__name__}")
+        if isinstance(optimizer, type):
+            raise TrainingError(f"optimizer must be an instance, not the class {optimizer.__name__}; build it "
+                                f"with the parameters: {optimizer.__name__}(model.parameters(), lr=...)")
         if not hasattr(optimizer, "step") or not hasattr(optimizer, "zero_grad"):
             raise TrainingError(f"optimizer needs step() and zero_grad() (e.g. st.optim.AdamW); got "
                                 f"{type(optimizer).__name__}")
