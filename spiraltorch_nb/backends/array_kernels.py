@@ -353,7 +353,41 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
             return asarray(loss.sum())
         return loss
 
-    k.update(softmax=softmax, log_softmax=log_softmax, cross_entropy=cross_entropy)
+    # first-order backward kernels (ops/fused.py routes to them when create_graph=False)
+    def softmax_backward(g: Any, y: Any, dim: int = -1) -> Any:
+        gy = g * y
+        gy -= y * xp.sum(gy, axis=dim, keepdims=True)
+        return gy
+
+    def log_softmax_backward(g: Any, y: Any, dim: int = -1) -> Any:
+        return g - xp.exp(y) * xp.sum(g, axis=dim, keepdims=True)
+
+    def cross_entropy_backward(g: Any, x: Any, t: Any, ignore_index: int = -100, label_smoothing: float = 0.0,
+                               reduction: str = "mean") -> Any:
+        n, c = x.shape
+        if n == 0:
+            return xp.zeros_like(x)
+        p = xp.exp(x - xp.max(x, axis=1, keepdims=True))
+        p /= xp.sum(p, axis=1, keepdims=True)
+        valid = t != ignore_index
+        safe = xp.where(valid, t, 0)
+        p[xp.arange(n), safe] -= x.dtype.type(1.0 - label_smoothing)
+        if label_smoothing:
+            p -= x.dtype.type(label_smoothing / c)
+        if reduction == "none":
+            return p * (valid * g)[:, None]
+        scale = g.astype(x.dtype)
+        if reduction == "mean":
+            count = int(valid.sum())
+            if count == 0:  # every target ignored: the gradient is zero, as in torch
+                return xp.zeros_like(x)
+            scale = scale / x.dtype.type(count)
+        p *= (valid * scale)[:, None]
+        return p
+
+    k.update(softmax=softmax, log_softmax=log_softmax, cross_entropy=cross_entropy,
+             softmax_backward=softmax_backward, log_softmax_backward=log_softmax_backward,
+             cross_entropy_backward=cross_entropy_backward)
 
     # ---- im2col / col2im (conv2d and pooling are composed from these) -----------------
     def unfold(x: Any, kernel_size: tuple[int, int], dilation: tuple[int, int],

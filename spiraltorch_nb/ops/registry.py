@@ -280,18 +280,28 @@ def get_dispatch_observer() -> Any:
 
 def _apply(op: Operator, args: tuple, attrs: dict) -> Any:
     T = _Tensor
-    be = None
-    rg = False
-    for a in args:
-        if isinstance(a, T):
-            if be is None:
-                be = a._be
-            elif a._be is not be:
-                _device_mismatch(op, args)
-            if a.requires_grad:
-                rg = True
-    if be is None:
-        raise OperatorError(f"{op.name}() needs at least one Tensor argument; got {_describe_args(args)}", op=op.name)
+    n = len(args)
+    # fast paths for the common arities (Tensor has no subclasses: a class test suffices)
+    if n == 2:
+        a, b = args
+        if a.__class__ is T:
+            be = a._be
+            if b.__class__ is T:
+                if b._be is not be:
+                    _device_mismatch(op, args)
+                rg = a.requires_grad or b.requires_grad
+            else:
+                rg = a.requires_grad
+        elif b.__class__ is T:
+            be = b._be
+            rg = b.requires_grad
+        else:
+            be, rg = _scan(op, args)
+    elif n == 1 and args[0].__class__ is T:
+        be = args[0]._be
+        rg = args[0].requires_grad
+    else:
+        be, rg = _scan(op, args)
     if op.dtype_rule is not None:
         args = _promote(op, args)
     fwd = op.forwards.get(be.name)
@@ -299,7 +309,13 @@ def _apply(op: Operator, args: tuple, attrs: dict) -> Any:
         if op.composite is not None:
             return op.composite(*args, **attrs)
         _missing_backend(op, be)
-    native = [a._data if isinstance(a, T) else a for a in args]
+    if n == 2:
+        a, b = args
+        native = (a._data if a.__class__ is T else a, b._data if b.__class__ is T else b)
+    elif n == 1:
+        native = (args[0]._data,)
+    else:
+        native = [a._data if isinstance(a, T) else a for a in args]
     obs = _observer
     try:
         if obs is None:
@@ -327,6 +343,24 @@ def _apply(op: Operator, args: tuple, attrs: dict) -> Any:
     if obs is not None:
         obs.on_op(op, be, args, outs, t0, dt, _grad_state.phase)
     return outs
+
+
+def _scan(op: Operator, args: tuple) -> tuple[Any, bool]:
+    """The backend of the tensor arguments (all on one device) and whether any requires grad."""
+    T = _Tensor
+    be = None
+    rg = False
+    for a in args:
+        if isinstance(a, T):
+            if be is None:
+                be = a._be
+            elif a._be is not be:
+                _device_mismatch(op, args)
+            if a.requires_grad:
+                rg = True
+    if be is None:
+        raise OperatorError(f"{op.name}() needs at least one Tensor argument; got {_describe_args(args)}", op=op.name)
+    return be, rg
 
 
 def _promote(op: Operator, args: tuple) -> tuple:

@@ -27,6 +27,8 @@ def test_committed_pages_are_up_to_date() -> None:
 
 
 def test_rendering_never_asks_for_a_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = {name: render() for name, render in matrix.PAGES.items()}
+
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the matrix must be built from declarations, not from this machine's devices")
 
@@ -34,7 +36,7 @@ def test_rendering_never_asks_for_a_device(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(backends, "get_backend", refuse)
     monkeypatch.setattr(backends, "describe", refuse)
     for name, render in matrix.PAGES.items():
-        assert render() == (DOCS / name).read_text(encoding="utf-8"), f"{name} depends on this machine"
+        assert render() == expected[name], f"{name} depends on this machine's devices"
 
 
 def test_the_matrix_has_a_column_per_backend_and_a_row_per_dtype() -> None:
