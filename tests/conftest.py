@@ -59,3 +59,7 @@ def _seed_and_reset() -> None:
     st.manual_seed(0)
     yield
     st.set_default_device("cpu")
+
+
+# this file configures the suite; it is not a test module for --doctest-modules
+collect_ignore = ["conftest.py"]

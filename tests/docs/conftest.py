@@ -81,3 +81,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if config.getoption("verbose") > 0:
         for path in sorted(walkthroughs | guides):
             terminalreporter.write_line(f"  {path}")
+
+
+# this file configures the suite; it is not a test module for --doctest-modules
+collect_ignore = ["conftest.py"]
