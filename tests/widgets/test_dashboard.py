@@ -238,7 +238,8 @@ def test_run_with_recorder_shows_ops_memory_and_exports(tmp_path) -> None:
         assert "loss" in d.series_names and any(k.startswith("memory:") for k in d.series_names)
         ops = {row["op"] for row in d.op_breakdown}
         assert "matmul" in ops or "linear" in ops
-        assert sum(row["share"] for row in d.op_breakdown) <= 1.0 + 1e-6
+        # each share is rounded to 4 decimals: the sum may exceed 1 by half a unit per row
+        assert sum(row["share"] for row in d.op_breakdown) <= 1.0 + 0.5e-4 * len(d.op_breakdown)
         out = d.export(tmp_path / "export")
         assert (tmp_path / "export" / "dashboard.html").stat().st_size > 10_000
         assert pl.read_parquet(tmp_path / "export" / "metrics.parquet").height > 0

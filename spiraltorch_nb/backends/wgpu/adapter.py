@@ -198,6 +198,10 @@ class DeviceHandle:
     def has_f16(self) -> bool:
         return "shader-f16" in self.features
 
+    @property
+    def has_timestamps(self) -> bool:
+        return "timestamp-query" in self.features
+
 
 def open_device() -> DeviceHandle:
     """Open the configured adapter's device with its maximum compute limits.
@@ -215,7 +219,7 @@ def open_device() -> DeviceHandle:
             adapter = _select_adapter(settings)
             adapter_limits = dict(adapter.limits)
             wanted = {k: adapter_limits[k] for k in LIMIT_NAMES if k in adapter_limits}
-            features = [f for f in ("shader-f16",) if f in adapter.features]
+            features = [f for f in ("shader-f16", "timestamp-query") if f in adapter.features]
             device = adapter.request_device_sync(required_features=features, required_limits=wanted)
         except Exception as exc:
             raise DeviceError(f"could not open a wgpu device ({settings}): {type(exc).__name__}: {exc}",

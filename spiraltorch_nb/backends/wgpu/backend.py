@@ -10,6 +10,7 @@ back, and every host<->device copy is reported to telemetry and counted in
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -164,6 +165,18 @@ class WGPUBackend(Backend):
         if isinstance(src, np.ndarray):
             src = self.coerce(src) if src.ndim else src.item()
         ew.copy_into(self.rt, dst, src)
+
+    def device_timer(self) -> AbstractContextManager[Any] | None:
+        """Per-op device timing for telemetry from timestamp queries (see ``timing.py``).
+
+        Returns None when the adapter lacks the ``timestamp-query`` feature; telemetry
+        then times ops on the host.
+        """
+        if not self.handle.has_timestamps:
+            return None
+        from .timing import timed_passes
+
+        return timed_passes(self.handle.device, self.queue)
 
     def synchronize(self) -> None:
         """Submit queued work and wait for the GPU to finish it."""

@@ -81,13 +81,18 @@ class CommandQueue:
         self._bind_group_cap = bind_group_cache
         self._keepalive: list[Any] = []
         self._lock = threading.RLock()
+        #: the active telemetry timer (``timing.PassTimer``); None keeps passes untimed
+        self.timer: Any = None
 
     # ---- recording ---------------------------------------------------------------
     def _begin_pass(self) -> Any:
         if self._encoder is None:
             self._encoder = self._device.create_command_encoder()
         if self._pass is None:
-            self._pass = self._encoder.begin_compute_pass()
+            if self.timer is None:
+                self._pass = self._encoder.begin_compute_pass()
+            else:
+                self._pass = self._encoder.begin_compute_pass(timestamp_writes=self.timer.next_pass())
             self._last_pipeline = None
         return self._pass
 
@@ -95,6 +100,21 @@ class CommandQueue:
         if self._pass is not None:
             self._pass.end()
             self._pass = None
+
+    @_locked
+    def end_pass(self) -> None:
+        """Close the open compute pass, so the next dispatch starts a pass of its own."""
+        self._end_pass()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock that serializes recording and submitting."""
+        return self._lock
+
+    @property
+    def raw_queue(self) -> Any:
+        """The wgpu ``GPUQueue`` (for work that must bypass batching and transfer accounting)."""
+        return self._queue
 
     def _bind_group(self, pipe: Pipeline, buffers: tuple[Any, ...]) -> Any:
         key = (pipe.signature, *map(id, buffers))
