@@ -128,17 +128,19 @@ def _linear_bwd(i: Any, o: Any, g: Any) -> Any:
     b = i[2] if len(i) > 2 else None
     G = g[0]
     out_f, in_f = w.shape
-    gx = G @ w if x.requires_grad else None
+    gx = dispatch("matmul", G, w) if x.requires_grad else None
     gw = gb = None
     if w.requires_grad or (b is not None and b.requires_grad):
+        # the common 2-d case goes straight to the ops (no reshape bookkeeping on the hot path)
         rows = 1
         for s in x.shape[:-1]:  # not reshape(-1, ...): -1 is ambiguous when a size is 0
             rows *= s
-        G2 = G.reshape(rows, out_f)
+        G2 = G if G.ndim == 2 else G.reshape(rows, out_f)
         if w.requires_grad:
-            gw = G2.transpose(0, 1) @ x.reshape(rows, in_f)
+            x2 = x if x.ndim == 2 else x.reshape(rows, in_f)
+            gw = dispatch("matmul", dispatch("permute", G2, dims=(1, 0)), x2)
         if b is not None and b.requires_grad:
-            gb = G2.sum(dim=0)
+            gb = dispatch("sum", G2, dim=0, keepdim=False)
     return (gx, gw, gb) if len(i) > 2 else (gx, gw)
 
 
