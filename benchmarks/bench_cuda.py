@@ -14,11 +14,10 @@ device synchronize, so queued GPU work is always counted. Run:
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from collections.abc import Callable
 
+import common  # benchmarks/common.py
 import numpy as np
 
 import spiraltorch_nb as st
@@ -35,100 +34,23 @@ except ImportError:  # the comparisons with torch are skipped
     TORCH_CUDA = False
 
 
-def interleaved(fns: dict[str, Callable[[], object]], inner: int, sync: Callable[[], None],
-                rounds: int = 15) -> dict[str, float]:
-    """Median seconds per call of each function, measured round-robin with a sync per round."""
-    for fn in fns.values():  # warm up (kernel compilation, memory pool growth)
-        for _ in range(max(3, inner // 5)):
-            fn()
-    sync()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            sync()
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            sync()
-            samples[name].append((time.perf_counter() - t0) / inner)
-    return {k: statistics.median(v) for k, v in samples.items()}
-
-
-def report(title: str, res: dict[str, float], base: str, extra: Callable[[float], str] | None = None) -> None:
-    print(f"\n{title}")
-    ref = res[base]
-    for name, t in res.items():
-        more = f"   {extra(t)}" if extra else ""
-        print(f"  {name:34s} {t * 1e6:10.1f} us   x{t / ref:5.2f} vs {base}{more}")
+interleaved = common.interleaved
+report = common.report
 
 
 # ---- 1. MLP step -------------------------------------------------------------------------------------
 def bench_mlp(cp: object, sync: Callable[[], None]) -> dict[str, float]:
-    rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((128, 784)).astype(np.float32)
-    y_np = rng.integers(0, 10, 128)
-    sizes = [(256, 784), (256,), (256, 256), (256,), (10, 256), (10,)]
-    w_np = [(rng.standard_normal(s) * (0.05 if len(s) == 2 else 0.01)).astype(np.float32) for s in sizes]
+    x_np, y_np, w_np = common.mlp_problem()
     lr = 0.01
-
     params = [st.tensor(w.copy(), device="cuda", requires_grad=True) for w in w_np]
     x, y = st.tensor(x_np, device="cuda"), st.tensor(y_np, device="cuda")
-
-    def ours() -> None:
-        w1, b1, w2, b2, w3, b3 = params
-        h = F.linear(x, w1, b1).relu()
-        h = F.linear(h, w2, b2).relu()
-        loss = F.cross_entropy(F.linear(h, w3, b3), y)
-        for p in params:
-            p.grad = None
-        loss.backward()
-        with st.no_grad():
-            for p in params:
-                p -= lr * p.grad
-
-    hand = [cp.asarray(w) for w in w_np]
-    xc, yc = cp.asarray(x_np), cp.asarray(y_np)
-    onehot = cp.eye(10, dtype=cp.float32)[yc]
-
-    def cupy_hand() -> None:
-        w1, b1, w2, b2, w3, b3 = hand
-        h1 = xc @ w1.T + b1
-        a1 = cp.maximum(h1, 0)
-        h2 = a1 @ w2.T + b2
-        a2 = cp.maximum(h2, 0)
-        z = a2 @ w3.T + b3
-        z = z - z.max(1, keepdims=True)
-        e = cp.exp(z)
-        p = e / e.sum(1, keepdims=True)
-        _loss = -cp.log(p[cp.arange(128), yc]).mean()
-        dz = (p - onehot) / 128
-        dw3, db3 = dz.T @ a2, dz.sum(0)
-        da2 = (dz @ w3) * (h2 > 0)
-        dw2, db2 = da2.T @ a1, da2.sum(0)
-        da1 = (da2 @ w2) * (h1 > 0)
-        dw1, db1 = da1.T @ xc, da1.sum(0)
-        for w, g in zip(hand, (dw1, db1, dw2, db2, dw3, db3), strict=True):
-            w -= lr * g
-
-    fns = {"spiraltorch_nb cuda": ours, "cupy (hand-written)": cupy_hand}
+    fns = {"spiraltorch_nb cuda": common.st_mlp_step(st, params, x, y, lr),
+           "cupy (hand-written)": common.hand_mlp_step(cp, [cp.asarray(w) for w in w_np], cp.asarray(x_np),
+                                                       cp.asarray(y_np), lr)}
     if TORCH_CUDA:
         tparams = [torch.tensor(w.copy(), device="cuda", requires_grad=True) for w in w_np]
-        tx, ty = torch.tensor(x_np, device="cuda"), torch.tensor(y_np, device="cuda")
-        tF = torch.nn.functional
-
-        def torch_fn() -> None:
-            w1, b1, w2, b2, w3, b3 = tparams
-            h = tF.linear(tx, w1, b1).relu()
-            h = tF.linear(h, w2, b2).relu()
-            loss = tF.cross_entropy(tF.linear(h, w3, b3), ty)
-            for p in tparams:
-                p.grad = None
-            loss.backward()
-            with torch.no_grad():
-                for p in tparams:
-                    p -= lr * p.grad
-
-        fns["torch cuda"] = torch_fn
+        fns["torch cuda"] = common.torch_mlp_step(torch, tparams, torch.tensor(x_np, device="cuda"),
+                                                  torch.tensor(y_np, device="cuda"), lr)
     return interleaved(fns, inner=20, sync=sync)
 
 

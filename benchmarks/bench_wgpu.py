@@ -25,6 +25,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
+import common  # noqa: E402  (benchmarks/common.py)
 import numpy as np  # noqa: E402
 
 import spiraltorch_nb as st  # noqa: E402
@@ -33,18 +34,7 @@ from spiraltorch_nb.backends import get_backend, probe  # noqa: E402
 
 
 def interleaved(fns: dict[str, Callable[[], None]], inner: int, rounds: int = 7) -> dict[str, float]:
-    """Median seconds per call of each function, measured round-robin (A B C A B C ...)."""
-    for fn in fns.values():  # warm up (compiles pipelines, fills the buffer pool)
-        for _ in range(max(2, inner // 5)):
-            fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / inner)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    return common.interleaved(fns, inner, rounds)
 
 
 def bench_overhead(be: object, n_ops: int = 100) -> dict[str, float]:
