@@ -10,8 +10,12 @@ tensor([2., 4., 6.])
 
 from __future__ import annotations
 
-from . import ops  # registers the built-in operators first
-from . import autograd, dtypes, errors
+from . import (
+    autograd,
+    dtypes,
+    errors,
+    ops,  # registers the built-in operators first
+)
 from ._version import __version__
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backends.random import initial_seed, manual_seed
@@ -96,5 +100,5 @@ __all__ = [
     "describe_device", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "grad",
     "SpiralTorchError", "ShapeError", "DeviceError", "DeviceUnavailableError", "DTypeError",
     "AutogradError", "OperatorError", "autograd", "dtypes", "errors", "ops",
-    *_functions_all, *_LAZY, "save", "load",
+    *_functions_all, *_LAZY, "save", "load",  # noqa: F405  (save/load resolve lazily via __getattr__)
 ]

@@ -14,6 +14,7 @@ buffer-backed storage on wgpu) and provides:
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ from ..dtypes import int64 as _dt_int64
 __all__ = ["Backend"]
 
 
-class Backend:
+class Backend(abc.ABC):
     """Base class of a device backend. Subclasses fill in the native operations."""
 
     #: backend name, also the device type ("cpu", "cuda", "wgpu")
@@ -41,28 +42,32 @@ class Backend:
 
     # ---- availability -----------------------------------------------------------
     @classmethod
+    @abc.abstractmethod
     def probe(cls) -> dict[str, Any]:
         """``{"available": bool, "reason": str, "devices": [...]}`` without raising."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """``device_name``, memory figures and limits of this device."""
 
     def capabilities(self) -> dict[str, Any]:
         return {"dtypes": [d.name for d in self.dtypes]}
 
     # ---- native arrays -------------------------------------------------------------
+    @abc.abstractmethod
     def from_numpy(self, array: np.ndarray) -> Any:
-        raise NotImplementedError
+        """A native array holding ``array``'s values on this device (a host-to-device transfer)."""
 
+    @abc.abstractmethod
     def to_numpy(self, x: Any) -> np.ndarray:
-        raise NotImplementedError
+        """The values of native array ``x`` on the host (a device-to-host transfer)."""
 
     def shape_of(self, x: Any) -> tuple[int, ...]:
         return tuple(x.shape)
 
+    @abc.abstractmethod
     def dtype_of(self, x: Any) -> DType:
-        raise NotImplementedError
+        """The DType of native array ``x``."""
 
     def nbytes_of(self, x: Any) -> int:
         return int(x.nbytes)
@@ -74,14 +79,15 @@ class Backend:
     def arange(self, start: Any, stop: Any, step: Any, dtype: DType) -> Any:
         return self.from_numpy(np.arange(start, stop, step, dtype=dtype.np))
 
+    @abc.abstractmethod
     def random(self, kind: str, shape: tuple[int, ...], dtype: DType, **params: Any) -> Any:
-        raise NotImplementedError
+        """Random values (``uniform``, ``normal``, ``integers``, ``bernoulli``, ``permutation``)."""
 
+    @abc.abstractmethod
     def write(self, dst: Any, src: Any) -> None:
         """Copy ``src`` into ``dst`` in place (same shape; ``src`` may be a scalar)."""
-        raise NotImplementedError
 
-    def synchronize(self) -> None:
+    def synchronize(self) -> None:  # noqa: B027  (a real default: synchronous backends have nothing to wait for)
         """Wait for queued work (a no-op on synchronous backends)."""
 
     # ---- kernels -----------------------------------------------------------------

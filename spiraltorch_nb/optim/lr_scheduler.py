@@ -82,7 +82,8 @@ class LRScheduler:
 
     def get_lr(self) -> list[float]:
         """The learning rates for step ``last_epoch`` (from the groups' current ones)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define get_lr() (or step(), as the composing "
+                                  "schedulers do); see StepLR for a small example")
 
     def get_last_lr(self) -> list[float]:
         """The learning rate of each group as last set by this scheduler."""

@@ -169,7 +169,8 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define step(); subclass an optimizer such as "
+                                  "st.optim.SGD, or implement step() with the update rule")
 
     @staticmethod
     def _eval_closure(closure: Callable[[], Any] | None) -> Any:

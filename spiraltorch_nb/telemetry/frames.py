@@ -14,6 +14,7 @@ summaries, exporters and plots work the same on either.
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
-class TelemetryFrames:
+class TelemetryFrames(abc.ABC):
     """Anything holding the four telemetry tables: summaries and exports over them.
 
     Subclasses provide the ``ops``, ``transfers``, ``memory`` and ``metrics`` frames,
@@ -95,20 +96,24 @@ class TelemetryFrames:
     meta: dict[str, Any]
 
     @property
+    @abc.abstractmethod
     def ops(self) -> pl.DataFrame:
-        raise NotImplementedError
+        """The ``ops`` table (see the module docstring for its schema)."""
 
     @property
+    @abc.abstractmethod
     def transfers(self) -> pl.DataFrame:
-        raise NotImplementedError
+        """The ``transfers`` table (see the module docstring for its schema)."""
 
     @property
+    @abc.abstractmethod
     def memory(self) -> pl.DataFrame:
-        raise NotImplementedError
+        """The ``memory`` table (see the module docstring for its schema)."""
 
     @property
+    @abc.abstractmethod
     def metrics(self) -> pl.DataFrame:
-        raise NotImplementedError
+        """The ``metrics`` table (see the module docstring for its schema)."""
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """The four tables by name."""

@@ -46,9 +46,9 @@ def test_probe_reports_available_without_raising() -> None:
 
 
 def test_probe_gives_a_reason_when_no_adapter_matches(monkeypatch: pytest.MonkeyPatch) -> None:
-    from spiraltorch_nb.backends.wgpu import WGPUBackend
-
     import wgpu
+
+    from spiraltorch_nb.backends.wgpu import WGPUBackend
 
     present = {str(a.info.get("backend_type")) for a in wgpu.gpu.enumerate_adapters_sync()}
     missing = [k for k, v in wgpu_adapter.BACKEND_TYPES.items() if v not in present]
