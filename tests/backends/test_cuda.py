@@ -28,8 +28,18 @@ def test_probe_names_the_missing_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
     info = CUDABackend.probe()
     assert info["available"] is False
     assert info["devices"] == []
-    assert info["reason"] == f"CuPy is not installed: {INSTALL_HINT}"
+    assert info["reason"].endswith(f"CuPy is not installed: {INSTALL_HINT}")
     assert "pip install 'spiraltorch-nb[cuda13]'" in info["reason"]
+
+
+def test_probe_says_whether_a_gpu_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spiraltorch_nb.backends.cuda import backend as cuda_backend
+
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    monkeypatch.setattr(cuda_backend, "_nvidia_gpu_seen", lambda: False)
+    assert CUDABackend.probe()["reason"].startswith("no NVIDIA GPU (no /dev/nvidia* device, no driver)")
+    monkeypatch.setattr(cuda_backend, "_nvidia_gpu_seen", lambda: True)
+    assert CUDABackend.probe()["reason"].startswith("an NVIDIA GPU is present, but CuPy is not installed")
 
 
 def _fake_cupy(get_count: object, driver: int = 0) -> types.ModuleType:

@@ -36,6 +36,14 @@ INSTALL_HINT = "pip install 'spiraltorch-nb[cuda13]'  (or [cuda12] for a CUDA 12
 _FUSED = ("softmax", "log_softmax", "cross_entropy", "fused_bias_gelu", "fused_layer_norm")
 
 
+def _nvidia_gpu_seen() -> bool:
+    """Whether the OS shows an NVIDIA GPU (its device nodes or driver), without CUDA libraries."""
+    import glob
+    import os
+
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/proc/driver/nvidia/version")
+
+
 class DeviceTimer:
     """GPU time between two CUDA events recorded on one stream.
 
@@ -182,7 +190,10 @@ class CUDABackend(Backend):
         try:
             import cupy
         except ImportError:
-            return {"available": False, "reason": f"CuPy is not installed: {INSTALL_HINT}", "devices": []}
+            gpu = _nvidia_gpu_seen()
+            where = ("an NVIDIA GPU is present, but CuPy is not installed"
+                     if gpu else "no NVIDIA GPU (no /dev/nvidia* device, no driver) and CuPy is not installed")
+            return {"available": False, "reason": f"{where}: {INSTALL_HINT}", "devices": []}
         except Exception as exc:  # a broken CuPy install (wrong CUDA wheel, missing libs) is a reason
             return {"available": False, "devices": [],
                     "reason": f"CuPy failed to import ({type(exc).__name__}: {exc}); reinstall it: {INSTALL_HINT}"}
@@ -261,10 +272,12 @@ class CUDABackend(Backend):
     def timer(self, stream: Any = None) -> Iterator[DeviceTimer]:
         """Measure the device time of the work queued inside the block, with CUDA events.
 
-        >>> be = st.backends.get_backend("cuda")            # doctest: +SKIP
-        >>> with be.timer() as t:                           # doctest: +SKIP
-        ...     y = x @ x
-        >>> t.elapsed_ms                                    # doctest: +SKIP
+        Example (needs a GPU)::
+
+            be = st.backends.get_backend("cuda")
+            with be.timer() as t:
+                y = x @ x
+            t.elapsed_ms
         """
         cupy = self._cupy
         with self._dev:
