@@ -934,7 +934,7 @@ class Tensor:
         from .ops import creation
 
         idx = np.argwhere(self.numpy())
-        return creation.tensor(idx, dtype=getattr(self._be, "default_int", "int64"), device=self.device)
+        return creation.tensor(idx, dtype=self._be.default_int, device=self.device)
 
 
 # ---------------------------------------------------------------------------------
@@ -1036,9 +1036,8 @@ def _native_key(key: Any, x: Tensor) -> Any:
             arr = np.asarray(k)
             if arr.dtype.kind == "f":
                 raise DTypeError("indices must be integers, slices, None, Ellipsis or bool/integer tensors; got floats", op="getitem")
-            idx_np = getattr(be, "default_int", None)
-            idx_np = np.int64 if idx_np is None else idx_np.np  # wgpu indexes with int32
-            out.append(be.from_numpy(arr.astype(idx_np) if arr.dtype.kind in "iu" else arr))
+            # indices in the backend's own integer type (int32 on wgpu)
+            out.append(be.from_numpy(arr.astype(be.default_int.np) if arr.dtype.kind in "iu" else arr))
         elif k is None or k is Ellipsis or isinstance(k, slice | builtins.int | np.integer):
             out.append(builtins.int(k) if isinstance(k, np.integer) else k)
         else:

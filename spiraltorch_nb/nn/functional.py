@@ -407,7 +407,7 @@ def one_hot(x: Any, num_classes: int = -1) -> Any:
 
     n = int(x.max().item()) + 1 if num_classes < 0 else num_classes
     hot = x.unsqueeze(-1) == arange(n, device=x.device)
-    return hot.to(getattr(x._be, "default_int", None) or "int64")
+    return hot.to(x._be.default_int)
 
 
 def normalize(x: Any, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Any:

@@ -90,7 +90,7 @@ def _default_int(be: Any, data: Any = None) -> DType:
     """The integer dtype of integers given without a dtype: int64, or the backend's own
     ``default_int`` (int32 on wgpu, which has no 64-bit types); values that do not fit
     it are an error, never a silent wrap-around."""
-    dt = getattr(be, "default_int", _dt.int64)
+    dt = be.default_int
     if dt is not _dt.int64 and data is not None:
         arr = np.asarray(data)
         info = np.iinfo(dt.np)

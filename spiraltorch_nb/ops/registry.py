@@ -432,8 +432,8 @@ def _promote_slow(rule: str | None, first: int, args: tuple) -> tuple:
             mixed = True
     if common is int64:
         # a backend without 64-bit integers (wgpu) counts in its own integer type instead
-        narrow = getattr(next(a for a in args[first:] if isinstance(a, T))._be, "default_int", None)
-        if narrow is not None and narrow is not common:
+        narrow = next(a for a in args[first:] if isinstance(a, T))._be.default_int
+        if narrow is not common:
             common = narrow
             mixed = True
     if not mixed:
