@@ -16,6 +16,14 @@ from .parameter import Parameter
 __all__ = ["LayerNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d"]
 
 
+def _affine_parameters(module: Module, shape: tuple[int, ...], affine: bool, bias: bool, device: Any,
+                       dtype: Any) -> None:
+    """The scale (ones) and shift (zeros) of a normalization layer, or None where switched off."""
+    module.register_parameter("weight", Parameter(creation.ones(shape, device=device, dtype=dtype)) if affine else None)
+    module.register_parameter("bias", Parameter(creation.zeros(shape, device=device, dtype=dtype))
+                              if affine and bias else None)
+
+
 class LayerNorm(Module):
     """Normalize over the trailing ``normalized_shape`` dimensions, then scale (ones) and shift (zeros).
 
@@ -34,15 +42,7 @@ class LayerNorm(Module):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         self.has_bias = elementwise_affine and bias
-        if elementwise_affine:
-            self.weight = Parameter(creation.ones(ns, device=device, dtype=dtype))
-            if bias:
-                self.bias = Parameter(creation.zeros(ns, device=device, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, ns, elementwise_affine, bias, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -65,15 +65,7 @@ class GroupNorm(Module):
         self.eps = eps
         self.affine = affine
         self.has_bias = affine and bias
-        if affine:
-            self.weight = Parameter(creation.ones(num_channels, device=device, dtype=dtype))
-            if bias:
-                self.bias = Parameter(creation.zeros(num_channels, device=device, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, (num_channels,), affine, bias, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
@@ -85,8 +77,8 @@ class GroupNorm(Module):
         gc = g - mu
         var = (gc * gc).mean(dim=2, keepdim=True)
         y = (gc * (var + self.eps).rsqrt()).reshape(x.shape)
+        shape = (1, self.num_channels) + (1,) * (x.ndim - 2)
         if self.weight is not None:
-            shape = (1, self.num_channels) + (1,) * (x.ndim - 2)
             y = y * self.weight.reshape(shape)
         if self.bias is not None:
             y = y + self.bias.reshape(shape)
