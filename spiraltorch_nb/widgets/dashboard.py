@@ -515,11 +515,14 @@ class TelemetryDashboard(ActionWidget):
             if progress.get("device"):
                 parts.append(f"on {progress['device']}")
             if self._run.done:
-                state = "stopped" if getattr(self._trainer, "stopped", False) else "done"
+                stopped = bool(getattr(self._trainer, "stopped", False))
+                state = "stopped" if stopped else "done"
                 failure = getattr(self._run, "exception", None)
                 if failure is not None:
                     state = f"failed: {type(failure).__name__}: {failure}"[:200]
                     self._add_overlay("error", f"✗ {type(failure).__name__}", topic="run.exception")
+                else:  # also when the fit ended before this dashboard subscribed to its events
+                    self._add_overlay("event", "stopped" if stopped else "fit end", topic="trainer.fit_end")
         else:
             if self._epoch is not None:
                 parts.append(f"epoch {self._epoch}")

@@ -276,3 +276,25 @@ def test_failed_fit_is_shown() -> None:
         assert any(o["kind"] == "error" for o in d.overlays)
     finally:
         d.close()
+
+
+@pytest.mark.parametrize("attach", ["before", "after"])
+def test_fit_end_is_marked_once_whether_attached_before_or_after_the_end(attach: str) -> None:
+    rec = st.telemetry.record()
+    trainer, (train, val) = _fit(1, callbacks=(rec,))
+    gate = threading.Event()
+    trainer.add_callback(st.train.LambdaCallback(on_fit_start=lambda t: gate.wait(10)))
+    run = trainer.fit(train, val, epochs=2, background=True)
+    if attach == "after":
+        gate.set()
+        run.wait(30)  # the fit_end event is published before the dashboard subscribes
+    d = TelemetryDashboard(run)
+    try:
+        gate.set()
+        run.wait(30)
+        d.flush()
+        d.flush()
+        ends = [(o["label"], o["step"]) for o in d.overlays if o["kind"] == "event"]
+        assert ends == [("fit end", trainer.global_step)]
+    finally:
+        d.close()
