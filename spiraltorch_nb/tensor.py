@@ -463,8 +463,8 @@ class Tensor:
 
     # in-place ----------------------------------------------------------------------
     def _inplace(self, name: str, *args: Any, **attrs: Any) -> Tensor:
-        others_rg = any(isinstance(a, Tensor) and a.requires_grad for a in args)
-        if _grad_state.enabled and (self.requires_grad or others_rg):
+        if _grad_state.enabled and (self.requires_grad
+                                    or any(a.__class__ is Tensor and a.requires_grad for a in args)):
             if self.requires_grad and self._node is None:
                 raise AutogradError(
                     f"a leaf tensor that requires grad cannot be changed in place by '{name}'; "
@@ -480,8 +480,9 @@ class Tensor:
             self._node, self._oidx, self.requires_grad = res._node, res._oidx, res.requires_grad
             self._ver[0] += 1
             return self
-        if name in _NATIVE_INPLACE and not attrs and _same_kind(self, args[0]):
-            res = _d(name + "_", self, *args)
+        native = _NATIVE_INPLACE.get(name)
+        if native is not None and not attrs and _same_kind(self, args[0]):
+            res = _d(native, self, *args)
             if res is not self:  # a native in-place kernel returned the same array
                 if res._data is not self._data:
                     self._be.write(self._data, res._data)
@@ -941,14 +942,16 @@ class Tensor:
 # helpers
 # ---------------------------------------------------------------------------------
 
-_NATIVE_INPLACE = frozenset(("add", "sub", "mul", "div"))
+_NATIVE_INPLACE = {"add": "add_", "sub": "sub_", "mul": "mul_", "div": "div_"}
 
 
 def _same_kind(t: Tensor, other: Any) -> builtins.bool:
     """Whether ``t op= other`` can run in place without any dtype change."""
-    if isinstance(other, Tensor):
-        return other.dtype is t.dtype
-    kind = t.dtype.kind
+    mine = t._data.dtype  # NumPy/CuPy dtypes, or the wgpu storage's DType
+    if other.__class__ is Tensor:
+        theirs = other._data.dtype
+        return theirs is mine or theirs == mine
+    kind = mine.kind
     if other.__class__ is builtins.float:
         return kind == "f"
     if other.__class__ is builtins.int:

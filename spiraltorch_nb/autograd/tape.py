@@ -33,29 +33,34 @@ class Node:
         self.attrs = attrs
         self.hooks: dict[int, list[Callable[..., Any]]] | None = None
         self.freed = False
+        saves = op.saves_inputs
         edges = []
-        versions = []
+        versions: list[int | None] | None = [] if saves else None
         for a in inputs:
-            if isinstance(a, T):
+            if a.__class__ is T:  # Tensor has no subclasses
                 if a.requires_grad:
                     node = a._node
                     edges.append((node, a._oidx) if node is not None else a)
                 else:
                     edges.append(None)
-                versions.append(a._ver[0])
+                if saves:
+                    versions.append(a._ver[0])
             else:
                 edges.append(None)
-                versions.append(None)
+                if saves:
+                    versions.append(None)
         self.edges = edges
-        self.versions = versions if op.saves_inputs else None
+        self.versions = versions
         multi = len(outputs) > 1
         self.outputs = outputs if (op.saves_output or multi) else None
         self.out_meta = [(o._ver[0]) for o in outputs] if op.saves_output else None
-        for i, o in enumerate(outputs):
-            if o.dtype.is_floating_point:
+        i = 0
+        for o in outputs:
+            if o._data.dtype.kind == "f":  # NumPy/CuPy dtypes and wgpu DTypes share the kind letter
                 o.requires_grad = True
                 o._node = self
                 o._oidx = i
+            i += 1
 
     @property
     def name(self) -> str:
@@ -206,9 +211,10 @@ def _run(
     _state.phase = "backward"
     try:
         ready = [n for n in starts if deps.get(n, 0) == 0]
+        pop_buffer = buffers.pop
         while ready:
             node = ready.pop()
-            grads_out = buffers.pop(node)
+            grads_out = pop_buffer(node)
             if node.hooks:
                 for idx, hooks in node.hooks.items():
                     for h in list(hooks):
@@ -220,8 +226,8 @@ def _run(
                     key = (id(node), idx)
                     if key in capture:
                         capture[key] = grads_out[idx]
-            if node in terminal:
-                continue
+                if node in terminal:
+                    continue
             in_grads = _call_backward(node, grads_out)
             for e, g in zip(node.edges, in_grads, strict=False):
                 if e is None:
@@ -329,10 +335,14 @@ def _call_backward(node: Node, grads_out: list[Any]) -> Sequence[Any]:
         raise AutogradError(
             f"operator '{op.name}' has no backward formula, so gradients cannot flow through it; "
             "register one with OperatorBuilder(...).with_backward(fn), or detach() its inputs", op=op.name)
-    if node.outputs is not None and any(g is None for g in grads_out):
-        from ..ops import creation
+    if node.outputs is not None:
+        for g in grads_out:
+            if g is None:  # an unused output of a multi-output op: its gradient is zero
+                from ..ops import creation
 
-        grads_out = [creation.zeros_like(o) if g is None else g for o, g in zip(node.outputs, grads_out, strict=True)]
+                grads_out = [creation.zeros_like(o) if g is None else g
+                             for o, g in zip(node.outputs, grads_out, strict=True)]
+                break
     res = op.backward(node.inputs, node.outputs, tuple(grads_out), **node.attrs)
     if isinstance(res, _Tensor) or res is None:
         res = (res,)

@@ -9,6 +9,7 @@ dispatch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -194,8 +195,21 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
             y += b
         return y
 
+    def linear_backward(g: Any, x: Any, w: Any, needs: tuple[bool, bool, bool] = (True, True, True)) -> Any:
+        gx = xp.matmul(g, w) if needs[0] else None
+        gw = gb = None
+        if needs[1] or needs[2]:
+            rows = math.prod(x.shape[:-1])  # not reshape(-1, ...): -1 is ambiguous when a size is 0
+            g2 = g if g.ndim == 2 else g.reshape(rows, g.shape[-1])
+            if needs[1]:
+                gw = xp.matmul(g2.T, x if x.ndim == 2 else x.reshape(rows, x.shape[-1]))
+            if needs[2]:
+                gb = g2.sum(axis=0)
+        return gx, gw, gb
+
     k["matmul"] = matmul
     k["linear"] = linear
+    k["linear_backward"] = linear_backward
 
     # in-place updates (no tape: the autograd path uses the out-of-place ops)
     def inplace(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -332,23 +346,44 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
         z = x - m
         return z - xp.log(xp.sum(xp.exp(z), axis=dim, keepdims=True))
 
+    errstate = getattr(xp, "errstate", None)
+
+    def _quiet() -> Any:
+        return errstate(divide="ignore", invalid="ignore") if errstate is not None else contextlib.nullcontext()
+
+    def _ce_targets(t: Any, ignore_index: int) -> tuple[Any, Any]:
+        """``(valid mask or None when every target counts, targets with ignored ones set to 0)``."""
+        valid = t != ignore_index
+        if bool(valid.all()):  # the usual case: no where/mask work below
+            return None, t
+        return valid, xp.where(valid, t, 0)
+
+    def _probs(x: Any) -> Any:
+        p = xp.exp(x - x.max(axis=1, keepdims=True))  # methods: no NumPy dispatch layer per call
+        p /= p.sum(axis=1, keepdims=True)
+        return p
+
     def cross_entropy(x: Any, t: Any, ignore_index: int = -100, label_smoothing: float = 0.0,
                       reduction: str = "mean") -> Any:
-        if x.shape[0] == 0:
+        n, c = x.shape
+        if n == 0:
             z = xp.zeros((0,), dtype=x.dtype)
             return z if reduction == "none" else asarray(xp.array(xp.nan if reduction == "mean" else 0, dtype=x.dtype))
-        z = x - xp.max(x, axis=1, keepdims=True)
-        lse = xp.log(xp.sum(xp.exp(z), axis=1))
-        valid = t != ignore_index
-        safe = xp.where(valid, t, 0)
-        if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= x.shape[1]):
-            raise IndexError(f"cross_entropy: target values must be in [0, {x.shape[1]}) or ignore_index={ignore_index}")
-        loss = lse - xp.take_along_axis(z, safe[:, None], axis=1)[:, 0]
+        valid, safe = _ce_targets(t, ignore_index)
+        if int(safe.min()) < 0 or int(safe.max()) >= c:
+            raise IndexError(f"cross_entropy: target values must be in [0, {c}) or ignore_index={ignore_index}")
+        z = x - x.max(axis=1, keepdims=True)
+        lse = xp.log(xp.exp(z).sum(axis=1))
+        loss = lse - z[xp.arange(n), safe]
         if label_smoothing:
-            loss = loss * x.dtype.type(1.0 - label_smoothing) + x.dtype.type(label_smoothing) * (lse - xp.mean(z, axis=1))
-        loss = xp.where(valid, loss, x.dtype.type(0))
+            loss = loss * x.dtype.type(1.0 - label_smoothing) + x.dtype.type(label_smoothing) * (lse - z.mean(axis=1))
+        if valid is not None:
+            loss = xp.where(valid, loss, x.dtype.type(0))
         if reduction == "mean":
-            return asarray(loss.sum() / valid.sum().astype(x.dtype))  # astype: a CuPy count stays on the GPU
+            if valid is None:
+                return asarray(loss.sum() / x.dtype.type(n))
+            with _quiet():  # every target ignored: NaN, as in torch
+                return asarray(loss.sum() / valid.sum().astype(x.dtype))  # astype: a CuPy count stays on the GPU
         if reduction == "sum":
             return asarray(loss.sum())
         return loss
@@ -367,22 +402,21 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
         n, c = x.shape
         if n == 0:
             return xp.zeros_like(x)
-        p = xp.exp(x - xp.max(x, axis=1, keepdims=True))
-        p /= xp.sum(p, axis=1, keepdims=True)
-        valid = t != ignore_index
-        safe = xp.where(valid, t, 0)
+        p = _probs(x)
+        valid, safe = _ce_targets(t, ignore_index)
         p[xp.arange(n), safe] -= x.dtype.type(1.0 - label_smoothing)
         if label_smoothing:
             p -= x.dtype.type(label_smoothing / c)
         if reduction == "none":
-            return p * (valid * g)[:, None]
+            p *= (g if valid is None else valid * g)[:, None]
+            return p
         scale = g.astype(x.dtype)
         if reduction == "mean":
-            count = int(valid.sum())
+            count = n if valid is None else int(valid.sum())
             if count == 0:  # every target ignored: the gradient is zero, as in torch
                 return xp.zeros_like(x)
             scale = scale / x.dtype.type(count)
-        p *= (valid * scale)[:, None]
+        p *= scale if valid is None else (valid * scale)[:, None]
         return p
 
     k.update(softmax=softmax, log_softmax=log_softmax, cross_entropy=cross_entropy,

@@ -337,7 +337,7 @@ def _apply(op: Operator, args: tuple, attrs: dict) -> Any:
         if obs is not None:
             obs.on_op(op, be, args, (res,), t0, dt, _grad_state.phase)
         return res
-    outs = tuple(T._wrap(o, be) for o in out)
+    outs = tuple(None if o is None else T._wrap(o, be) for o in out)  # None: an output not asked for
     if rg and op.differentiable is not False and _grad_state.enabled:
         _Node(op, args, attrs, outs)
     if obs is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..autograd.grad_mode import state as _grad_state
 from ..backends.array_kernels import normalize_dims
 from .elementwise import sum_to
 from .registry import _op, dispatch
@@ -123,25 +124,35 @@ def _matmul_bwd(i: Any, o: Any, g: Any) -> Any:
 _op("matmul", 2, backward=_matmul_bwd, dtype_rule="promote")
 
 
-def _linear_bwd(i: Any, o: Any, g: Any) -> Any:
-    x, w = i[0], i[1]
-    b = i[2] if len(i) > 2 else None
-    G = g[0]
+def _linear_grad(g: Any, x: Any, w: Any, needs: tuple[bool, bool, bool] = (True, True, True)) -> Any:
+    """(dx, dweight, dbias) of ``x @ w.T + b`` as Tensor ops; ``needs`` leaves unwanted ones None."""
     out_f, in_f = w.shape
-    gx = dispatch("matmul", G, w) if x.requires_grad else None
+    gx = dispatch("matmul", g, w) if needs[0] else None
     gw = gb = None
-    if w.requires_grad or (b is not None and b.requires_grad):
+    if needs[1] or needs[2]:
         # the common 2-d case goes straight to the ops (no reshape bookkeeping on the hot path)
         rows = 1
         for s in x.shape[:-1]:  # not reshape(-1, ...): -1 is ambiguous when a size is 0
             rows *= s
-        G2 = G if G.ndim == 2 else G.reshape(rows, out_f)
-        if w.requires_grad:
+        G2 = g if g.ndim == 2 else g.reshape(rows, out_f)
+        if needs[1]:
             x2 = x if x.ndim == 2 else x.reshape(rows, in_f)
             gw = dispatch("matmul", dispatch("permute", G2, dims=(1, 0)), x2)
-        if b is not None and b.requires_grad:
+        if needs[2]:
             gb = dispatch("sum", G2, dim=0, keepdim=False)
-    return (gx, gw, gb) if len(i) > 2 else (gx, gw)
+    return gx, gw, gb
+
+
+def _linear_bwd(i: Any, o: Any, g: Any) -> Any:
+    x, w = i[0], i[1]
+    b = i[2] if len(i) > 2 else None
+    needs = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+    if not _grad_state.enabled and x._be.name in _LINEAR_BACKWARD.forwards:
+        # first order: one kernel call instead of up to five ops
+        gx, gw, gb = dispatch("linear_backward", g[0], x, w, needs=needs)
+    else:
+        gx, gw, gb = _linear_grad(g[0], x, w, needs)
+    return (gx, gw, gb) if b is not None else (gx, gw)
 
 
 def _linear_composite(x: Any, w: Any, b: Any = None) -> Any:
@@ -152,6 +163,25 @@ def _linear_composite(x: Any, w: Any, b: Any = None) -> Any:
 # x @ w.T + b as one op: gradients come out in the weight's own layout, and backends
 # without a native forward run the composite
 _op("linear", -1, backward=_linear_bwd, composite=_linear_composite, dtype_rule="promote")
+def _linear_backward_flops(shapes: Any, out_numel: int) -> int:
+    """2*rows*in*out per matmul gradient, rows*out for the bias: which ones ran shows in the elements produced."""
+    g, x = shapes[0], shapes[1]
+    out_f, in_f = g[-1], x[-1]
+    rows = 1
+    for s in x[:-1]:
+        rows *= s
+    parts = ((rows * in_f, 2 * rows * in_f * out_f), (out_f * in_f, 2 * rows * in_f * out_f), (out_f, rows * out_f))
+    for mask in ((1, 1, 1), (1, 1, 0), (0, 1, 1), (0, 1, 0), (1, 0, 1), (1, 0, 0), (0, 0, 1)):
+        if sum(n for (n, _), m in zip(parts, mask, strict=True) if m) == out_numel:
+            return sum(f for (_, f), m in zip(parts, mask, strict=True) if m)
+    return 0
+
+
+_LINEAR_BACKWARD = _op("linear_backward", 3, num_outputs=3, composite=_linear_grad, dtype_rule="promote",
+                       differentiable=False,
+                       metadata={"description": "first-order gradients (x, weight, bias) of linear; "
+                                                "needs=(x, weight, bias) picks which (the others are None)",
+                                 "category": "fused", "flops": _linear_backward_flops})
 
 
 # ---- layout ---------------------------------------------------------------------------

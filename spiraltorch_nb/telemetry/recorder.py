@@ -294,9 +294,19 @@ class Recorder(TelemetryFrames):
         T = _Tensor
         shapes = []
         nin = 0
+        if len(outputs) > 1:  # a multi-output op leaves the outputs it was not asked for as None
+            outputs = tuple(o for o in outputs if o is not None) or outputs[:1]
         out = outputs[0]
-        od = out._data
-        if info.numpy:
+        if out is None:  # nothing was asked for: the call is recorded with no output bytes
+            dt = None
+            for a in args:
+                if isinstance(a, T):
+                    shapes.append(info.shape_of(a._data))
+                    nin += info.nbytes_of(a._data)
+                    dt = dt or info.dtype_of(a._data)
+            nout = 0
+        elif info.numpy:
+            od = out._data
             # NumPy arrays: read the attributes the Backend protocol's defaults would read
             for a in args:
                 if isinstance(a, T):
@@ -315,13 +325,14 @@ class Recorder(TelemetryFrames):
                     d = a._data
                     shapes.append(shape_of(d))
                     nin += nbytes_of(d)
+            od = out._data
             nout = nbytes_of(od)
             dt = info.dtype_of(od)
             if len(outputs) > 1:
                 for o in outputs[1:]:
                     nout += nbytes_of(o._data)
         timer = info.timer
-        node = out._node
+        node = None if out is None else out._node
         row = (next(self._seq), op.name, info, phase, tuple(shapes), dt, nin, nout, start_ns, duration_ns,
                None if timer is None else timer.mark(), None if node is None else id(node), _get_ident(),
                self._step)

@@ -203,6 +203,18 @@ def test_matmul_and_linear() -> None:
     run("linear", f32(2, 3, 4), f32(5, 4, seed=1))
 
 
+@pytest.mark.parametrize("needs", [(True, True, True), (False, True, True), (True, False, False), (False, False, True)])
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4), (0, 4)])
+def test_linear_backward(shape: tuple, needs: tuple) -> None:
+    g, x, w = f32(*shape[:-1], 5), f32(*shape, seed=1), f32(5, 4, seed=2)
+    want = KC["linear_backward"](g, x, w, needs=needs)
+    got = KW["linear_backward"](up(g), up(x), up(w), needs=needs)
+    for name, a, b in zip(("dx", "dweight", "dbias"), got, want, strict=True):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert_same(WG.to_numpy(a), b, f"linear_backward {name} {shape} {needs}", 1e-4, 1e-5)
+
+
 @pytest.mark.parametrize("tiled", [True, False], ids=["workgroup-tiled", "registers-only"])
 def test_both_matmul_kernels(tiled: bool) -> None:
     # the tiled kernel (workgroup memory) runs on GPUs, the register-only one on CPU

@@ -334,3 +334,34 @@ def test_cross_entropy_with_every_target_ignored(smoothing: float, weighted: boo
 
     res = check_op(fn, x, t, w, dtype="float64", nondiff=(2,), label="ce_all_ignored")
     assert np.isnan(res.outputs[0]) and np.all(res.grads[0] == 0)
+
+
+@pytest.mark.parametrize("needs", [(x, w, b) for x in (True, False) for w in (True, False) for b in (True, False)
+                                   if x or w or b])
+@pytest.mark.parametrize("shape", [(5, 3), (2, 4, 3), (0, 3)])
+def test_linear_first_order_kernel_matches_the_tensor_formula(needs: tuple, shape: tuple) -> None:
+    """The one-call first-order backward computes exactly the gradients asked for, as the formula does."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = st.tensor(values(rng, shape), requires_grad=needs[0])
+    w = st.tensor(values(rng, (4, 3)), requires_grad=needs[1])
+    b = st.tensor(values(rng, (4,)), requires_grad=needs[2])
+    g = st.tensor(values(rng, (*shape[:-1], 4)))
+    with st.no_grad():
+        fast = st.ops.dispatch("linear_backward", g, x, w, needs=needs)
+    formula = st.ops.global_operator_registry().get("linear_backward").composite(g, x, w, needs)
+    for want, got, ref in zip(needs, fast, formula, strict=True):
+        assert (got is None) == (not want) == (ref is None)
+        if want:
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-6, atol=1e-6)
+    # and backward() takes that route: leaves get their gradients, the others stay None
+    y = st.nn.functional.linear(x, w, b)
+    (y * g).sum().backward()
+    tx = torch.tensor(x.detach().numpy(), requires_grad=True)
+    tw = torch.tensor(w.detach().numpy(), requires_grad=True)
+    tb = torch.tensor(b.detach().numpy(), requires_grad=True)
+    (torch.nn.functional.linear(tx, tw, tb) * torch.tensor(g.numpy())).sum().backward()
+    for mine, theirs, want in ((x, tx, needs[0]), (w, tw, needs[1]), (b, tb, needs[2])):
+        assert (mine.grad is None) == (not want)
+        if want:
+            np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-6)

@@ -191,7 +191,22 @@ def build_kernels(rt: Runtime) -> dict[str, Callable[..., Any]]:
     def pad(x: Any, pad: tuple[int, ...], value: float = 0.0) -> Any:
         return layout.pad(rt, x, tuple(pad), value)
 
-    k.update(matmul=matmul, linear=linear, reshape=reshape, permute=permute, expand=expand, flip=flip, cat=cat, pad=pad)
+    def linear_backward(g: Any, x: Any, w: Any, needs: tuple[bool, bool, bool] = (True, True, True)) -> Any:
+        gx = linalg.matmul(rt, g, w) if needs[0] else None
+        gw = gb = None
+        if needs[1] or needs[2]:
+            rows = 1
+            for s in x.shape[:-1]:
+                rows *= s
+            g2 = g if g.ndim == 2 else layout.reshape(rt, g, (rows, g.shape[-1]))
+            if needs[1]:
+                x2 = x if x.ndim == 2 else layout.reshape(rt, x, (rows, x.shape[-1]))
+                gw = linalg.matmul(rt, layout.permute(g2, (1, 0)), x2)
+            if needs[2]:
+                gb = reduce.reduce(rt, "sum", g2, 0, False)
+        return gx, gw, gb
+
+    k.update(matmul=matmul, linear=linear, linear_backward=linear_backward, reshape=reshape, permute=permute, expand=expand, flip=flip, cat=cat, pad=pad)
 
     # ---- indexing ---------------------------------------------------------------------------
     def getitem(x: Any, key: Any) -> Any:
