@@ -16,9 +16,24 @@ MLP_SIZES = [(256, 784), (256,), (256, 256), (256,), (10, 256), (10,)]
 BATCH = 128
 
 
+class Timings(dict):
+    """Median seconds per call by name; ``samples`` keeps every round's value (for paired ratios)."""
+
+    samples: dict[str, list[float]]
+
+    def paired_ratio(self, name: str, base: str) -> float:
+        """Median over rounds of ``name / base`` measured in the same round.
+
+        Machine speed drifts on a shared host; a ratio taken within one round (the two
+        functions ran back to back) cancels most of that drift, which a ratio of the two
+        overall medians does not.
+        """
+        return statistics.median(a / b for a, b in zip(self.samples[name], self.samples[base], strict=True))
+
+
 def interleaved(fns: dict[str, Callable[[], object]], inner: int, rounds: int = 15,
                 sync: Callable[[], None] | None = None,
-                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+                clock: Callable[[], float] = time.perf_counter) -> Timings:
     """Median seconds per call of each function, measured round-robin (A B C A B C ...).
 
     ``sync`` waits for queued device work before and after each sample (GPU backends);
@@ -38,7 +53,9 @@ def interleaved(fns: dict[str, Callable[[], object]], inner: int, rounds: int = 
                 fn()
             wait()
             samples[name].append((clock() - t0) / inner)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    out = Timings({k: statistics.median(v) for k, v in samples.items()})
+    out.samples = samples
+    return out
 
 
 def mlp_problem(seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -118,11 +135,14 @@ def torch_mlp_step(torch: Any, params: list[Any], x: Any, y: Any, lr: float) -> 
 
 def report(title: str, res: dict[str, float], base: str, target: str = "",
            extra: Callable[[float], str] | None = None) -> None:
-    """Print each median and its ratio to ``base``."""
+    """Print each median, its ratio to ``base`` and, for interleaved timings, the paired ratio."""
     print(f"\n{title}")
     ref = res[base]
+    paired = isinstance(res, Timings)
     for name, t in res.items():
         more = f"   {extra(t)}" if extra else ""
+        if paired and name != base:
+            more = f"   (paired x{res.paired_ratio(name, base):5.2f}){more}"
         print(f"  {name:34s} {t * 1e6:10.1f} us   x{t / ref:5.2f} vs {base}{more}")
     if target:
         print(f"  target: {target}")
