@@ -358,9 +358,24 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
             return None, t
         return valid, xp.where(valid, t, 0)
 
+    numpy_like = getattr(xp, "__name__", "") == "numpy"
+
+    def _row_max(x: Any) -> Any:
+        """``x.max(axis=1, keepdims=True)`` of a 2-d array (see ``_row_sum``)."""
+        if numpy_like and x.shape[1] <= 64:
+            return xp.maximum.reduce(xp.ascontiguousarray(x.T), axis=0)[:, None]
+        return x.max(axis=1, keepdims=True)
+
+    def _row_sum(x: Any) -> Any:
+        """``x.sum(axis=1, keepdims=True)``: NumPy reduces a short contiguous axis one row at a
+        time, so for few classes a transposed copy reduced across rows is about 3x faster."""
+        if numpy_like and x.shape[1] <= 64:
+            return xp.add.reduce(xp.ascontiguousarray(x.T), axis=0)[:, None]
+        return x.sum(axis=1, keepdims=True)
+
     def _probs(x: Any) -> Any:
-        p = xp.exp(x - x.max(axis=1, keepdims=True))  # methods: no NumPy dispatch layer per call
-        p /= p.sum(axis=1, keepdims=True)
+        p = xp.exp(x - _row_max(x))
+        p /= _row_sum(p)
         return p
 
     def cross_entropy(x: Any, t: Any, ignore_index: int = -100, label_smoothing: float = 0.0,
@@ -372,8 +387,8 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
         valid, safe = _ce_targets(t, ignore_index)
         if int(safe.min()) < 0 or int(safe.max()) >= c:
             raise IndexError(f"cross_entropy: target values must be in [0, {c}) or ignore_index={ignore_index}")
-        z = x - x.max(axis=1, keepdims=True)
-        lse = xp.log(xp.exp(z).sum(axis=1))
+        z = x - _row_max(x)
+        lse = xp.log(_row_sum(xp.exp(z))[:, 0])
         loss = lse - z[xp.arange(n), safe]
         if label_smoothing:
             loss = loss * x.dtype.type(1.0 - label_smoothing) + x.dtype.type(label_smoothing) * (lse - z.mean(axis=1))

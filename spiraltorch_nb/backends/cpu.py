@@ -71,6 +71,8 @@ class CPUBackend(Backend):
         return from_numpy_dtype(x.dtype)
 
     def full(self, shape: tuple[int, ...], value: Any, dtype: DType) -> np.ndarray:
+        if not shape:  # a scalar (the seed gradient of every backward): np.full's Python layer costs 4x
+            return np.array(value, dtype=dtype.np)
         return np.full(shape, value, dtype=dtype.np)
 
     def arange(self, start: Any, stop: Any, step: Any, dtype: DType) -> np.ndarray:
