@@ -3,7 +3,9 @@
 The hot path appends one tuple per event to a staging deque (``deque.append`` is
 atomic, so threads may append concurrently without a lock). When the stage holds
 ``chunk_rows`` rows, or when the frame is read, the rows are drained under a lock and
-converted column by column into one Polars chunk. Chunks are either kept in memory,
+converted column by column into one Polars chunk. ``flush_soon()`` hands that
+conversion to a converter thread instead, so the thread that records keeps running
+(it overlaps the recording thread's GIL-free work: BLAS, device waits). Chunks are either kept in memory,
 as a ring that drops the oldest rows beyond ``max_rows``, or written to Parquet files
 in a spill directory so that a run of any length holds at most one chunk in memory.
 """
@@ -73,6 +75,13 @@ class EventBuffer:
         self._version = 0
         self._cache: pl.DataFrame | None = None
         self._cache_version = -1
+        self._worker: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._closing = False
+        #: called (on the converter thread) after each background flush
+        self.on_flushed: Callable[[], None] | None = None
+        #: the exception a background conversion raised (re-raised by the next flush or read)
+        self.error: BaseException | None = None
 
     # ---- writing ------------------------------------------------------------------
     def append(self, row: tuple) -> None:
@@ -83,8 +92,16 @@ class EventBuffer:
             self.flush()
 
     def flush(self) -> None:
-        """Convert every staged row into a chunk (kept, trimmed or spilled)."""
+        """Convert every staged row into a chunk (kept, trimmed or spilled).
+
+        If the conversion fails, the rows go back on the stage and the error propagates:
+        nothing recorded is lost.
+        """
         with self._lock:
+            if self.error is not None:
+                err, self.error = self.error, None
+                raise RuntimeError(f"telemetry: converting staged '{self.name}' rows failed on the converter "
+                                   f"thread ({type(err).__name__}: {err}); the rows are still staged") from err
             stage = self.stage
             n = len(stage)
             if n == 0:
@@ -92,8 +109,12 @@ class EventBuffer:
             # popleft is atomic: rows appended by other threads meanwhile stay staged
             pop = stage.popleft
             rows = [pop() for _ in range(n)]
+            try:
+                chunk = self._convert(rows)
+            except BaseException:
+                stage.extendleft(reversed(rows))
+                raise
             self.drained += n
-            chunk = self._convert(rows)
             self._version += 1
             if self.spill_dir is not None:
                 self._spill(chunk)
@@ -101,6 +122,42 @@ class EventBuffer:
             self._chunks.append(chunk)
             self._rows_in_memory += chunk.height
             self._trim()
+
+    def flush_soon(self) -> None:
+        """Convert the staged rows on the converter thread (started on first use); returns at once."""
+        worker = self._worker
+        if worker is None or not worker.is_alive():
+            with self._lock:
+                if self._worker is None or not self._worker.is_alive():
+                    self._closing = False
+                    self._worker = threading.Thread(target=self._work, name=f"spiraltorch-telemetry-{self.name}",
+                                                    daemon=True)
+                    self._worker.start()
+        self._wake.set()
+
+    def _work(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                self.flush()
+            except Exception as exc:  # kept for the recording side to re-raise on its next flush or read
+                self.error = exc
+            callback = self.on_flushed
+            if callback is not None:
+                callback()
+
+    def close_worker(self, timeout: float = 10.0) -> None:
+        """Stop the converter thread after the conversion it is doing (staged rows stay staged)."""
+        worker = self._worker
+        if worker is None:
+            return
+        self._closing = True
+        self._wake.set()
+        worker.join(timeout)
+        self._worker = None
 
     def _spill(self, chunk: pl.DataFrame) -> None:
         folder = self.spill_dir
@@ -158,7 +215,8 @@ class EventBuffer:
         return list(self._files)
 
     def __len__(self) -> int:
-        return self._rows_in_memory + self._rows_on_disk + len(self.stage)
+        with self._lock:  # a conversion in progress holds rows that are neither staged nor stored
+            return self._rows_in_memory + self._rows_on_disk + len(self.stage)
 
     def frame(self) -> pl.DataFrame:
         """Everything recorded (minus dropped rows) as one DataFrame; cached until new rows come."""

@@ -61,6 +61,9 @@ __all__ = ["Recorder", "record", "active_recorder"]
 
 _perf_ns = time.perf_counter_ns
 _get_ident = threading.get_ident
+#: staged op rows (in chunks) beyond which the recording thread converts them itself instead
+#: of waiting for the converter thread: the bound on unconverted rows in memory
+MAX_STAGED_CHUNKS = 4
 _ACTIVE_LOCK = threading.Lock()
 
 TOPIC_OP = "telemetry.op"
@@ -151,6 +154,7 @@ class Recorder(TelemetryFrames):
         self._mem_buf = EventBuffer("memory", MEMORY_SCHEMA, _convert(MEMORY_SCHEMA), sort_by="time_ns", **opts)
         self._met_buf = EventBuffer("metrics", METRICS_SCHEMA, _convert(METRICS_SCHEMA), sort_by="time_ns", **opts)
         self._op_stage = self._ops_buf.stage
+        self._ops_buf.on_flushed = self._rescheduled
         self._op_chunk = self._ops_buf.chunk_rows
         self._seq = itertools.count()
         self._lock = threading.RLock()
@@ -215,6 +219,7 @@ class Recorder(TelemetryFrames):
                 _registry.set_dispatch_observer(None)
             self._active = False
         self.sample_memory()
+        self._ops_buf.close_worker()
         self.flush()
         self._close_timers()
         return self
@@ -352,12 +357,28 @@ class Recorder(TelemetryFrames):
             if total >= self._next_memory:
                 self._next_memory = total + self._memory_every
                 self.sample_memory()
-            if len(self._op_stage) >= self._op_chunk:
-                buf.flush()
-            self._schedule(total)
+            staged = len(self._op_stage)
+            if staged >= self._op_chunk:
+                if staged < MAX_STAGED_CHUNKS * self._op_chunk:
+                    # converted on the converter thread; until it has drained the stage, the
+                    # next check comes a chunk later (the converter reschedules when done)
+                    buf.flush_soon()
+                    self._schedule(total, pending=staged)
+                    return
+                buf.flush()  # the converter fell behind: convert here, so memory stays bounded
+            self._schedule(self._ops_buf.drained + len(self._op_stage))
 
-    def _schedule(self, total: int) -> None:
-        """Set the stage length at which ``on_op`` next calls ``_on_trigger``."""
+    def _rescheduled(self) -> None:
+        """After a background conversion: triggers count from the new stage length again."""
+        with self._lock:
+            self._schedule(self._ops_buf.drained + len(self._op_stage))
+
+    def _schedule(self, total: int, pending: int = 0) -> None:
+        """Set the stage length at which ``on_op`` next calls ``_on_trigger``.
+
+        ``pending``: staged rows a background conversion is about to drain; thresholds are
+        counted from there so that ``on_op`` does not fire on every op meanwhile.
+        """
         if total >= self._next_bus_check:
             # asking the bus on every op would cost more than the rest of on_op; asking every
             # _BUS_RECHECK ops notices a new telemetry.op subscriber soon enough
@@ -365,6 +386,10 @@ class Recorder(TelemetryFrames):
             self._op_bus = bus if bus is not None and bus.has_subscribers(TOPIC_OP) else None
             self._next_bus_check = total + _BUS_RECHECK
         drained = self._ops_buf.drained
+        if pending:
+            self._trigger = pending + max(1, min(self._op_chunk, self._next_memory - total,
+                                                 self._next_bus_check - total))
+            return
         self._trigger = max(1, min(self._op_chunk, self._next_memory - drained, self._next_bus_check - drained))
 
     def on_transfer(self, src: str, dst: str, nbytes: int, start_ns: int, duration_ns: int) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 
 import polars as pl
+import pytest
 
 import spiraltorch_nb as st
 from spiraltorch_nb.ops import registry
 from spiraltorch_nb.telemetry import process_memory
 from spiraltorch_nb.telemetry.buffers import EventBuffer
+from spiraltorch_nb.telemetry.recorder import MAX_STAGED_CHUNKS
 
 SCHEMA = {"seq": pl.Int64, "value": pl.Int64}
 # through the full op path (a few microseconds each); the plain buffer test takes 2M
@@ -58,7 +60,8 @@ def test_recorder_memory_stays_bounded_over_many_events():
         _op_rows(rec, N_EVENTS)
         rss_after, _ = process_memory()
         assert rec._ops_buf.rows_in_memory <= 50_000
-        assert len(rec._ops_buf.stage) < rec._ops_buf.chunk_rows
+        # rows wait for the converter thread, up to a bound
+        assert len(rec._ops_buf.stage) < MAX_STAGED_CHUNKS * rec._ops_buf.chunk_rows
     finally:
         registry.set_dispatch_observer(rec)
         rec.stop()
@@ -78,8 +81,12 @@ def test_spilling_keeps_every_event_on_disk(tmp_path):
     registry.set_dispatch_observer(None)
     try:
         _op_rows(rec, 10_500)
-        assert rec._ops_buf.rows_in_memory == 0 and rec._ops_buf.chunks_in_memory == 0
-        assert len(rec._ops_buf.spill_files) == 10
+        buf = rec._ops_buf
+        assert buf.rows_in_memory == 0 and buf.chunks_in_memory == 0
+        # full chunks were converted (on the converter thread, or here once it fell behind)
+        # and written out; at most a bounded stage waits
+        assert len(buf.spill_files) >= 1 and len(buf.stage) < MAX_STAGED_CHUNKS * 1000
+        assert len(buf) == 10_500
     finally:
         registry.set_dispatch_observer(rec)
         rec.stop()
@@ -142,3 +149,49 @@ def test_recording_from_a_background_thread():
     assert set(ops["thread"]) == {out["ident"]}
     assert ops.filter(phase="forward")["op"].to_list() == ["mul", "sum"]
     assert sorted(ops.filter(phase="backward")["op"]) == ["add", "expand", "mul", "mul"]
+
+
+def test_flush_soon_converts_on_the_converter_thread():
+    threads = []
+
+    def convert(rows):
+        threads.append(threading.current_thread().name)
+        return _convert(rows)
+
+    buf = EventBuffer("t", SCHEMA, convert, chunk_rows=10_000)
+    done = threading.Event()
+    buf.on_flushed = done.set
+    for i in range(100):
+        buf.append((i, i))
+    buf.flush_soon()
+    assert done.wait(10)
+    assert threads == ["spiraltorch-telemetry-t"] and len(buf.stage) == 0 and buf.rows_in_memory == 100
+    buf.close_worker()
+    assert buf._worker is None
+    assert buf.frame()["seq"].to_list() == list(range(100))
+
+
+def test_a_failed_conversion_loses_no_rows():
+    fail = [True]
+
+    def convert(rows):
+        if fail[0]:
+            raise ValueError("bad row")
+        return _convert(rows)
+
+    buf = EventBuffer("t", SCHEMA, convert, chunk_rows=10_000, sort_by="seq")
+    for i in range(5):
+        buf.append((i, i))
+    with pytest.raises(ValueError, match="bad row"):
+        buf.flush()
+    assert len(buf.stage) == 5 and buf.drained == 0
+    # on the converter thread the error is kept and raised by the next flush or read
+    done = threading.Event()
+    buf.on_flushed = done.set
+    buf.flush_soon()
+    assert done.wait(10)
+    with pytest.raises(RuntimeError, match="converter thread.*ValueError: bad row"):
+        buf.frame()
+    buf.close_worker()
+    fail[0] = False
+    assert buf.frame()["seq"].to_list() == list(range(5))
