@@ -181,6 +181,25 @@ def test_more_workgroups_than_one_grid_dimension_holds() -> None:
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_a_dispatch_over_the_workgroup_grid_is_a_limit_error(be, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a real adapter allows 65535 workgroups per dimension (65535**2 in the 2-D grid the
+    # kernels use); a small patched limit reaches the same check without huge buffers
+    x_np = np.arange(10 * 256, dtype=np.float32)
+    x = st.tensor(x_np, device="wgpu")
+    big = st.tensor(np.ones(17 * 256, np.float32), device="wgpu")
+    be.synchronize()
+    monkeypatch.setattr(be.rt, "max_groups", 4)
+    assert be.rt.grid(4) == (4, 1, 1) and be.rt.grid(10) == (4, 3, 1) and be.rt.grid(16) == (4, 4, 1)
+    # 10 workgroups of 256 fit a 4 x 3 grid: the kernels skip the two spare workgroups
+    np.testing.assert_array_equal((x + 1).numpy(), x_np + 1)
+    with pytest.raises(st.errors.LimitError, match="max_compute_workgroups_per_dimension") as info:
+        big + 1  # 17 workgroups of 256 need a 4 x 5 grid
+    err = info.value
+    assert err.limit == "max_compute_workgroups_per_dimension"
+    assert err.requested == 17 and err.maximum == 16
+    assert "17 workgroups" in str(err) and "of 4" in str(err) and "split the work" in str(err)
+
+
 def test_float16_when_the_adapter_has_it(be) -> None:
     if not be.handle.has_f16:
         with pytest.raises(st.DTypeError, match="float16"):

@@ -165,15 +165,26 @@ class Runtime:
         return self.pipelines.get(kernel, signature, entry=entry, types=types, consts=consts, wg=wg, op=op)
 
     def grid(self, groups: int) -> tuple[int, int, int]:
-        """``groups`` workgroups as a grid within the per-dimension limit (2-D, then 3-D)."""
+        """``groups`` workgroups as a grid within the per-dimension limit (1-D, then 2-D).
+
+        Raises
+        ------
+        LimitError
+            When even a 2-D grid would need more than the adapter's
+            ``max_compute_workgroups_per_dimension`` in one dimension; ``requested`` is
+            ``groups`` and ``maximum`` the most workgroups such a grid holds.
+        """
         m = self.max_groups
         if groups <= m:
             return (max(groups, 1), 1, 1)
         y = -(-groups // m)
         if y <= m:
             return (m, y, 1)
-        raise LimitError(f"a dispatch of {groups} workgroups exceeds {m} x {m}", limit="max_compute_workgroups",
-                         requested=groups, maximum=m * m)
+        # the kernels flatten a 2-D grid (common.wgsl), so m * m workgroups is the ceiling
+        msg = (f"a dispatch of {groups} workgroups needs a grid of {m} x {y}, over this adapter's "
+               f"max_compute_workgroups_per_dimension of {m} (at most {m} x {m} = {m * m} workgroups per kernel "
+               "launch); split the work into smaller tensors, e.g. process the rows in chunks")
+        raise LimitError(msg, limit="max_compute_workgroups_per_dimension", requested=groups, maximum=m * m)
 
     def launch(self, pipe: Pipeline, buffers: tuple[Any, ...], params: list[int], threads: int, wg: int = 256) -> None:
         """Dispatch enough workgroups of ``wg`` invocations to cover ``threads``."""
