@@ -6,7 +6,10 @@
 4. a small MLP training step, wgpu vs cpu.
 
 ``--large`` (for a real GPU): a 4096x4096 float32 matmul against CuPy/cuBLAS when CuPy
-is importable, and a 64M-element add.
+is importable, and a 64M-element add. With CuPy on an NVIDIA GPU it checks the targets:
+wgpu matmul at least 50% of cuBLAS's GFLOP/s, and the add at least 60% of the GPU's
+peak memory bandwidth (from CuPy's device properties; the CuPy add is shown alongside
+as a reference). Without CuPy those targets are reported as not measured.
 
 Every wgpu timing includes ``synchronize()`` (the GPU work is finished, not just
 queued). Run: ``python benchmarks/bench_wgpu.py [--large]``.
@@ -24,6 +27,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import common  # noqa: E402  (benchmarks/common.py)
 import numpy as np  # noqa: E402
@@ -33,7 +37,7 @@ import spiraltorch_nb.nn.functional as F  # noqa: E402
 from spiraltorch_nb.backends import get_backend, probe  # noqa: E402
 
 
-def interleaved(fns: dict[str, Callable[[], None]], inner: int, rounds: int = 7) -> dict[str, float]:
+def interleaved(fns: dict[str, Callable[[], None]], inner: int, rounds: int = 7) -> common.Timings:
     return common.interleaved(fns, inner, rounds)
 
 
@@ -77,7 +81,7 @@ def bench_overhead(be: object, n_ops: int = 100) -> dict[str, float]:
     return {k: v / n_ops for k, v in res.items()}
 
 
-def bench_matmul(n: int, cupy: object = None, rounds: int = 5) -> dict[str, float]:
+def bench_matmul(n: int, cupy: object = None, rounds: int = 5) -> common.Timings:
     """Seconds per n x n float32 matmul."""
     rng = np.random.default_rng(0)
     a_np, b_np = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
@@ -108,7 +112,7 @@ def bench_matmul(n: int, cupy: object = None, rounds: int = 5) -> dict[str, floa
     return interleaved(fns, inner=1 if n >= 1024 else 3, rounds=rounds)
 
 
-def bench_add(n: int, cupy: object = None, rounds: int = 5) -> dict[str, float]:
+def bench_add(n: int, cupy: object = None, rounds: int = 5) -> common.Timings:
     """Seconds per n-element float32 add."""
     rng = np.random.default_rng(1)
     u_np, v_np = (rng.standard_normal(n).astype(np.float32) for _ in range(2))
@@ -172,6 +176,67 @@ def _cupy_or_none() -> object:
         return None
 
 
+def peak_memory_bandwidth(cupy: Any) -> tuple[float | None, str]:
+    """The current CUDA device's theoretical peak memory bandwidth in bytes/s, and how it was found.
+
+    ``2 * memoryClockRate (kHz) * 1e3 * memoryBusWidth (bits) / 8``: two transfers per
+    memory clock over the whole bus. Returns ``(None, why)`` when the device reports no
+    clock or bus width, rather than guessing a figure.
+    """
+    rt = cupy.cuda.runtime
+    dev = cupy.cuda.Device().id
+    props = rt.getDeviceProperties(dev)
+    clock_khz, bus_bits = int(props.get("memoryClockRate") or 0), int(props.get("memoryBusWidth") or 0)
+    source = "cupy.cuda.runtime.getDeviceProperties"
+    if not (clock_khz and bus_bits):
+        # CUDA 13 dropped memoryClockRate from cudaDeviceProp; the attribute query keeps it
+        try:
+            clock_khz = clock_khz or int(rt.deviceGetAttribute(rt.cudaDevAttrMemoryClockRate, dev))
+            bus_bits = bus_bits or int(rt.deviceGetAttribute(rt.cudaDevAttrGlobalMemoryBusWidth, dev))
+            source = "cupy.cuda.runtime.deviceGetAttribute"
+        except Exception:  # an old CuPy without the query: reported as unknown below
+            pass
+    if not (clock_khz and bus_bits):
+        return None, (f"CUDA device {dev} reports memoryClockRate={clock_khz} kHz and memoryBusWidth={bus_bits} "
+                      "bits, so its peak memory bandwidth is unknown")
+    peak = 2 * clock_khz * 1e3 * bus_bits / 8
+    return peak, (f"{peak / 1e9:.0f} GB/s = 2 x {clock_khz / 1e6:.3f} GHz memory clock x {bus_bits}-bit bus / 8 "
+                  f"(CUDA device {dev}, {source})")
+
+
+def report_matmul_target(mm: common.Timings, n: int) -> None:
+    """Print wgpu's and cuBLAS's GFLOP/s and wgpu's share of cuBLAS against the 50% target."""
+    cublas = "cupy (cuBLAS)"
+    if cublas not in mm:
+        print("  target wgpu >= 50% of cuBLAS: not measured (no CuPy/cuBLAS on a CUDA device here)")
+        return
+    flop = 2 * n**3
+    share = mm[cublas] / mm["wgpu"]
+    print(f"  wgpu {flop / mm['wgpu'] / 1e9:.1f} GFLOP/s, cuBLAS {flop / mm[cublas] / 1e9:.1f} GFLOP/s")
+    print(f"  wgpu = {100 * share:.1f}% of cuBLAS (target >= 50%: {'met' if share >= 0.5 else 'NOT met'}; "
+          f"paired per-round: {100 * mm.paired_ratio(cublas, 'wgpu'):.1f}%)")
+
+
+def report_bandwidth_target(add: common.Timings, nbytes: int, cupy: Any) -> None:
+    """Print the add's achieved GB/s as a share of the GPU's peak memory bandwidth (target 60%)."""
+    if cupy is None:
+        print("  target wgpu >= 60% of the GPU's peak memory bandwidth: not measured (the peak comes from CuPy's "
+              "device properties, and there is no CuPy on a CUDA device here)")
+        return
+    peak, how = peak_memory_bandwidth(cupy)
+    if peak is None:
+        print(f"  target wgpu >= 60% of the GPU's peak memory bandwidth: not measured ({how})")
+        return
+    print(f"  GPU peak memory bandwidth: {how}")
+    for name, label, target in (("wgpu", "wgpu", " (target >= 60%: {})"), ("cupy", "cupy (reference)", "")):
+        if name not in add:
+            continue
+        rate = nbytes / add[name]
+        share = rate / peak
+        verdict = target.format("met" if share >= 0.6 else "NOT met") if target else ""
+        print(f"  {label}: {rate / 1e9:.1f} GB/s = {100 * share:.1f}% of the GPU's peak memory bandwidth{verdict}")
+
+
 def table(title: str, rows: list[tuple[str, float, str]], base: str) -> None:
     """Print one section: name, median time, throughput and the ratio to ``base``."""
     print(f"\n{title}")
@@ -215,11 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         base = "cupy (cuBLAS)" if cupy is not None else "wgpu"
         table(f"5. matmul {n}x{n} float32", [(k, v, f"{2 * n**3 / v / 1e9:8.1f} GFLOP/s") for k, v in mm.items()],
               base)
+        report_matmul_target(mm, n)
         n_add = 1 << 26
         add = bench_add(n_add, cupy, rounds=3)
         table(f"6. add, {n_add} float32 elements",
               [(k, v, f"{3 * 4 * n_add / v / 1e9:8.1f} GB/s") for k, v in add.items()],
               "cupy" if cupy is not None else "cpu")
+        report_bandwidth_target(add, 3 * 4 * n_add, cupy)
     print(f"\nwgpu stats: {be.stats}; pool: {be.pool.stats}; pipelines: {be.pipelines.stats}")
     return 0
 
