@@ -167,7 +167,11 @@ class OperatorRegistry:
                 self._ops[op.name] = old
 
     def unregister(self, name: str) -> Operator:
-        """Remove an operator and return it (built-in operators cannot be removed)."""
+        """Remove an operator and return it (built-in operators cannot be removed).
+
+        When a plugin is loading, the operator comes back if the plugin's load fails or it
+        unloads (unless another operator took the name since).
+        """
         with self._lock:
             op = self._ops.get(name)
             if op is None:
@@ -175,7 +179,15 @@ class OperatorRegistry:
             if op.builtin:
                 raise OperatorError(f"'{name}' is a built-in operator; only custom operators can be unregistered",
                                     op=name)
-            return self._ops.pop(name)
+            del self._ops[name]
+        undo = _current_undo_log()
+        if undo is not None:
+            def put_back() -> None:
+                with self._lock:
+                    self._ops.setdefault(name, op)
+
+            undo(put_back)
+        return op
 
     def get(self, name: str) -> Operator:
         op = self._ops.get(name)
