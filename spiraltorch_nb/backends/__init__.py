@@ -2,7 +2,8 @@
 
 ``get_backend(device)`` is the only way the rest of the package reaches a backend. On
 first use of a backend its kernels are registered into the operator registry, so
-dispatch finds them like any other implementation.
+dispatch finds them like any other implementation. ``available(name)`` and
+``reason(name)`` ask whether a device can be used here, and why not, without starting it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from ..device import Device
 from ..errors import DeviceUnavailableError
 from .base import Backend
 
-__all__ = ["Backend", "get_backend", "probe", "describe", "loaded_backends", "BACKEND_MODULES"]
+__all__ = ["Backend", "get_backend", "probe", "available", "reason", "describe", "loaded_backends",
+           "BACKEND_MODULES"]
 
 #: device type -> "module:class" of its backend
 BACKEND_MODULES: dict[str, str] = {
@@ -45,6 +47,49 @@ def probe(dtype: str) -> dict[str, Any]:
                 info = {"available": False, "reason": f"{type(exc).__name__}: {exc}", "devices": []}
             _probes[dtype] = info
         return info
+
+
+def _availability(spec: str | Device) -> tuple[bool, str | None]:
+    dev = spec if isinstance(spec, Device) else Device(spec)  # DeviceError for an unknown name
+    info = probe(dev.type)
+    if not info["available"]:
+        return False, info.get("reason") or f"the {dev.type} backend reports itself unavailable"
+    devices = info.get("devices") or [dev.type]
+    if dev.type != "cpu" and str(dev) not in devices:
+        return False, f"there is no device '{dev}' here; available {dev.type} devices: {', '.join(devices)}"
+    return True, None
+
+
+def available(name: str | Device) -> bool:
+    """Whether a device (``"cpu"``, ``"wgpu"``, ``"cuda"``, ``"cuda:1"``) can be used here.
+
+    Asks the backend's probe (cached per process): it may look for an adapter or a
+    driver but opens no device and never raises for an absent one; :func:`reason`
+    says why not.
+
+    Raises
+    ------
+    DeviceError
+        When ``name`` is not a device name at all.
+
+    Examples
+    --------
+    >>> import spiraltorch_nb as st
+    >>> st.backends.available("cpu"), st.backends.reason("cpu")
+    (True, None)
+    """
+    return _availability(name)[0]
+
+
+def reason(name: str | Device) -> str | None:
+    """Why a device cannot be used here, in words; None when :func:`available` is True.
+
+    Raises
+    ------
+    DeviceError
+        When ``name`` is not a device name at all.
+    """
+    return _availability(name)[1]
 
 
 def get_backend(spec: Any) -> Backend:
