@@ -177,11 +177,20 @@ def compare_state(expected: Mapping[str, tuple[int, ...]], given: Mapping[str, A
     return StateDictReport(missing, unexpected, mismatched, matched)
 
 
-def to_device(t: Tensor, device: Any) -> Tensor:
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def to_device(t: Tensor, device: Any, name: str | None = None) -> Tensor:
     """``t.to(device)``, except that int64 becomes int32 on devices without 64-bit integers (wgpu).
 
     Integer state (BatchNorm's batch count, an optimizer's step) is what this narrows;
     float64 is left for the device to refuse, since narrowing it would lose precision silently.
+    ``name`` (a state-dict key) only makes the error below say which tensor it is.
+
+    Raises
+    ------
+    DTypeError
+        When an int64 value lies outside int32's range, so narrowing would wrap it.
     """
     from ..backends import get_backend
     from ..device import Device
@@ -190,5 +199,23 @@ def to_device(t: Tensor, device: Any) -> Tensor:
     if t.device == dev:
         return t
     if t.dtype.name == "int64" and t.dtype not in get_backend(dev).dtypes:
+        _check_int32_range(t, dev, name)
         t = t.to("int32")
     return t.to(dev)
+
+
+def _check_int32_range(t: Tensor, dev: Any, name: str | None) -> None:
+    """Raise DTypeError when ``t`` (int64) holds a value int32 cannot, instead of letting it wrap."""
+    from ..errors import DTypeError
+
+    if t.numel() == 0:
+        return
+    lo, hi = int(t.amin().item()), int(t.amax().item())
+    if _INT32_MIN <= lo and hi <= _INT32_MAX:
+        return
+    what = f"module state '{name}'" if name else f"an int64 tensor of shape {tuple(t.shape)}"
+    span = f"the value {lo}" if lo == hi else f"values from {lo} to {hi}"
+    msg = (f"{what} holds {span}, outside int32's range {_INT32_MIN} to {_INT32_MAX}; {dev} has no int64, "
+           "so moving it there would narrow it to int32 and wrap those values. Keep the module on a device "
+           "with int64 (cpu, cuda), or bring the values into int32's range before moving it")
+    raise DTypeError(msg, op="to_device", dtype=t.dtype)
