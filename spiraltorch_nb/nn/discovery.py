@@ -15,6 +15,7 @@ the config back out. The PipelineEditor widget is a view over exactly these.
 
 from __future__ import annotations
 
+import builtins
 import collections.abc as cabc
 import contextlib
 import copy
@@ -343,13 +344,31 @@ class ModuleDiscoveryRegistry:
         self._notify("unregistered" if old is None else "registered", name)
 
     def unregister(self, name: str) -> ModuleInfo:
-        """Remove the factory ``name`` and return its info."""
+        """Remove the factory ``name`` and return its info.
+
+        Inside a plugin's ``on_load`` the factory comes back when the plugin fails to load
+        or unloads (unless another one took the name since).
+        """
         with self._lock:
             info = self.get(name)
             del self._items[name]
             self.version += 1
         self._notify("unregistered", name)
+        from ..plugins.context import current_loading_context
+
+        log = current_loading_context()
+        if log is not None:
+            log(lambda: self._put_back(name, info), f"removal of module {name!r}")
         return info
+
+    def _put_back(self, name: str, info: ModuleInfo) -> None:
+        """Undo one removal, unless the name was taken again since."""
+        with self._lock:
+            if name in self._items:
+                return
+            self._items[name] = info
+            self.version += 1
+        self._notify("registered", name)
 
     def get(self, name: str) -> ModuleInfo:
         """The info of module ``name``; :class:`UnknownModuleError` (a KeyError) suggests close names."""
@@ -379,14 +398,14 @@ class ModuleDiscoveryRegistry:
         items = sorted(self._items.values(), key=lambda i: i.name)
         return [i for i in items if category is None or i.category == category]
 
-    def by_category(self) -> dict[str, list[str]]:
+    def by_category(self) -> dict[str, builtins.list[str]]:
         """Module names grouped by category (categories in :data:`CATEGORIES` order)."""
-        out: dict[str, list[str]] = {}
+        out: dict[str, builtins.list[str]] = {}
         for info in sorted(self.list(), key=lambda i: CATEGORIES.index(i.category)):
             out.setdefault(info.category, []).append(info.name)
         return out
 
-    def search(self, query: str) -> list[ModuleInfo]:
+    def search(self, query: str) -> builtins.list[ModuleInfo]:
         """Modules whose name, category, description or parameter names contain every word of ``query``.
 
         Name matches come first.
@@ -529,7 +548,7 @@ def default_registry() -> ModuleDiscoveryRegistry:
                 try:
                     from .. import optim
                 except ImportError:  # the optimizers are optional here
-                    optim = None
+                    optim = None  # type: ignore[assignment]
                 for name, attr in _BUILTIN_OPTIMIZERS.items():
                     cls = getattr(optim, attr, None) if optim is not None else None
                     if cls is not None:

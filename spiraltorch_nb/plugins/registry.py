@@ -35,6 +35,7 @@ from spiraltorch_nb.plugins.context import (
     UndoLog,
     _loading_scope,
     _warn_undo_failures,
+    current_loading_context,
 )
 from spiraltorch_nb.plugins.events import Event, EventBus, PluginWarning, Subscription
 from spiraltorch_nb.plugins.loader import (
@@ -180,6 +181,12 @@ class PluginRegistry:
         PluginError
             If the plugin is malformed (metadata, hook signatures) or its id is
             taken; nothing changes in that case.
+
+        Notes
+        -----
+        Called from another plugin's ``on_load``, the registration is taken back
+        (the plugin unloaded if it was loaded meanwhile, a replaced one put back)
+        when that load fails or that plugin unloads.
         """
         instance = load_plugin(plugin)
         metadata = check_metadata(instance)
@@ -189,15 +196,42 @@ class PluginRegistry:
             existing = self._records.get(plugin_id)
             if existing is not None and not replace:
                 raise self._duplicate_error(existing, instance, plugin_id)
-            if existing is not None and existing.loaded:
+            was_loaded = existing is not None and existing.loaded
+            if was_loaded:
                 # Refused, before anything changes, while loaded plugins depend on it.
                 self.unload(plugin_id)
             # Assigning in place keeps a replaced plugin's position in registration order.
-            self._records[plugin_id] = _Record(instance, metadata)
+            record = self._records[plugin_id] = _Record(instance, metadata)
         if existing is not None:
             self._publish("plugin.unregistered", existing.metadata)
         self._publish("plugin.registered", metadata)
+        log = current_loading_context()
+        if log is not None:
+            previous = None if existing is None else _Record(existing.plugin, existing.metadata)
+            log.track(
+                lambda: self._take_back(plugin_id, record, previous, was_loaded),
+                f"registration of plugin {plugin_id!r}",
+            )
         return instance
+
+    def _take_back(
+        self, plugin_id: str, record: _Record, previous: _Record | None, was_loaded: bool
+    ) -> None:
+        """Undo one registration, unless the id was re-registered or removed since."""
+        # Unloading runs hooks: nothing they register may land in a log being replayed.
+        with self._lock, _loading_scope(None):
+            if self._records.get(plugin_id) is not record:
+                return
+            if previous is None:
+                self._unregister(plugin_id, cascade=True)
+                return
+            if record.loaded:
+                self.unload(plugin_id, cascade=True)
+            self._records[plugin_id] = previous  # in place: the old position comes back
+            self._publish("plugin.unregistered", record.metadata)
+            self._publish("plugin.registered", previous.metadata)
+            if was_loaded:
+                self.load(plugin_id)
 
     def _duplicate_error(self, existing: _Record, new: Plugin, plugin_id: str) -> PluginError:
         state = "loaded" if existing.loaded else "registered"
@@ -216,15 +250,37 @@ class PluginRegistry:
         )
         return PluginError(message, plugin_id=plugin_id)
 
-    def unregister(self, plugin_id: str, *, cascade: bool = False) -> Plugin:
+    def unregister(self, plugin_id: str, cascade: bool = False) -> Plugin:
         """Unload ``plugin_id`` if loaded, forget it, and return it.
 
-        ``cascade`` is passed to :meth:`unload`.
+        ``cascade`` is passed to :meth:`unload`. Called from another plugin's
+        ``on_load``, the plugin is registered again at its place (and loaded again if
+        it was loaded) when that load fails or that plugin unloads.
         """
         with self._lock:
             record = self._record(plugin_id)
+            position = builtins.list(self._records).index(plugin_id)
+            was_loaded = record.loaded
             self._unregister(plugin_id, cascade=cascade)
+        log = current_loading_context()
+        if log is not None:
+            log.track(
+                lambda: self._put_back(plugin_id, record, position, was_loaded),
+                f"removal of plugin {plugin_id!r}",
+            )
         return record.plugin
+
+    def _put_back(self, plugin_id: str, record: _Record, position: int, was_loaded: bool) -> None:
+        """Undo one removal, unless the id was registered again since."""
+        with self._lock, _loading_scope(None):
+            if plugin_id in self._records:
+                return
+            items = builtins.list(self._records.items())
+            items.insert(position, (plugin_id, _Record(record.plugin, record.metadata)))
+            self._records = dict(items)
+            self._publish("plugin.registered", record.metadata)
+            if was_loaded:
+                self.load(plugin_id)
 
     def _unregister(self, plugin_id: str, cascade: bool) -> None:
         record = self._records[plugin_id]
@@ -473,7 +529,7 @@ class PluginRegistry:
 
     # -- unloading -----------------------------------------------------------------
 
-    def unload(self, plugin_id: str, *, cascade: bool = False) -> builtins.list[str]:
+    def unload(self, plugin_id: str, cascade: bool = False) -> builtins.list[str]:
         """Unload ``plugin_id``: call its ``on_unload``, then replay its undo log.
 
         It stays registered and can be loaded again. An ``on_unload`` that raises is

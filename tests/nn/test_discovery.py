@@ -260,6 +260,49 @@ def test_failed_modules_plugin_load_leaves_the_registry_as_it_was():
     assert [i.name for i in reg.list()] == before
 
 
+def test_a_factory_unregistered_in_a_failed_load_comes_back():
+    reg = ModuleDiscoveryRegistry()
+    info = reg.register("swish", Swish, category="activation")
+    seen = []
+    reg.subscribe(lambda action, name: seen.append((action, name)))
+
+    class Pruner(Plugin):
+        metadata = PluginMetadata("pruner", "1.0", capabilities=["modules"])
+
+        def on_load(self, ctx):
+            reg.unregister("swish")
+            raise RuntimeError("half done")
+
+    registry = PluginRegistry()
+    registry.register(Pruner())
+    with pytest.raises(PluginError, match="half done"):
+        registry.load("pruner")
+    assert reg.get("swish") is info
+    assert seen == [("unregistered", "swish"), ("registered", "swish")]
+
+
+def test_a_factory_unregistered_in_on_load_comes_back_on_unload_unless_the_name_was_reused():
+    reg = ModuleDiscoveryRegistry()
+    info = reg.register("swish", Swish, category="activation")
+
+    class Pruner(Plugin):
+        metadata = PluginMetadata("pruner", "1.0", capabilities=["modules"])
+
+        def on_load(self, ctx):
+            reg.unregister("swish")
+
+    registry = PluginRegistry()
+    registry.register(Pruner())
+    registry.load("pruner")
+    assert "swish" not in reg
+    registry.unload("pruner")
+    assert reg.get("swish") is info
+    registry.load("pruner")
+    newer = reg.register("swish", Swish, category="custom")  # the user's, made after the load
+    registry.unload("pruner")
+    assert reg.get("swish") is newer
+
+
 # ---- the pipeline builder ----------------------------------------------------------------
 
 def test_add_and_build_make_a_sequential_that_runs():

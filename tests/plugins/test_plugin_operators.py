@@ -93,3 +93,54 @@ def test_unload_removes_operator_after_on_unload():
     plugin_registry.unload(plugin.metadata.id)
     assert plugin.present_in_on_unload is True
     assert name not in registry
+
+
+def test_failed_load_puts_back_an_operator_it_unregistered():
+    registry = ops_registry.global_operator_registry()
+    name = op_name()
+    original = registry.register(build_op(name, 2.0))
+
+    class Remover(Plugin):
+        metadata = PluginMetadata(f"remover-{name}", "1.0", capabilities=["operators"])
+
+        def on_load(self, ctx):
+            registry.unregister(name)
+            raise RuntimeError("after unregistering the operator")
+
+    try:
+        plugin_registry = PluginRegistry()
+        plugin_registry.register(Remover())
+        with pytest.raises(PluginError, match="after unregistering the operator"):
+            plugin_registry.load(f"remover-{name}")
+        assert registry.get(name) is original
+    finally:
+        if name in registry:
+            registry.unregister(name)
+
+
+def test_unload_puts_back_an_operator_removed_in_on_load_unless_the_name_was_reused():
+    registry = ops_registry.global_operator_registry()
+    name = op_name()
+    original = registry.register(build_op(name, 2.0))
+
+    class Remover(Plugin):
+        metadata = PluginMetadata(f"remover-{name}", "1.0", capabilities=["operators"])
+
+        def on_load(self, ctx):
+            registry.unregister(name)
+
+    try:
+        plugin_registry = PluginRegistry()
+        plugin_registry.register(Remover())
+        plugin_registry.load(f"remover-{name}")
+        assert name not in registry
+        plugin_registry.unload(f"remover-{name}")
+        assert registry.get(name) is original
+        # taken again by someone else meanwhile: the undo leaves theirs in place
+        plugin_registry.load(f"remover-{name}")
+        newer = registry.register(build_op(name, 5.0))
+        plugin_registry.unload(f"remover-{name}")
+        assert registry.get(name) is newer
+    finally:
+        if name in registry:
+            registry.unregister(name)

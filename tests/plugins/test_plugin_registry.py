@@ -622,3 +622,92 @@ def test_plugin_loading_another_plugin_keeps_logs_apart(make_plugin):
     assert registry.is_loaded("helper")
     assert registry.context.config() == {"inner": 1}
     assert [s.owner for s in registry.events.subscriptions()] == ["helper"]
+
+
+def registry_state(registry):
+    """What the registry knows: ids in registration order, loaded ones, bus subscriptions."""
+    return (
+        [meta.id for meta in registry.list()],
+        [meta.id for meta in registry.list(loaded=True)],
+        [(s.pattern, s.owner) for s in registry.events.subscriptions()],
+    )
+
+
+def test_plugin_registered_by_a_failing_on_load_is_unregistered(make_plugin, journal):
+    registry = PluginRegistry()
+    registry.register(make_plugin("first"))
+    registry.load("first")
+    seen = []
+    registry.events.subscribe("plugin.*", lambda e: seen.append((e.topic, e.payload["id"])))
+    before = registry_state(registry)
+
+    def on_load(ctx):
+        ctx.registry.register(make_plugin("parked"))
+        ctx.registry.register(make_plugin("started"))
+        ctx.registry.load("started")
+        raise RuntimeError("outer fails after registering two plugins")
+
+    registry.register(make_plugin("outer", on_load=on_load))
+    with pytest.raises(PluginError, match="'outer'"):
+        registry.load("outer")
+    registry.unregister("outer")
+    assert registry_state(registry) == before
+    assert "parked" not in registry and "started" not in registry
+    assert unloads(journal) == ["started"]  # it was loaded: its on_unload ran
+    assert ("plugin.unregistered", "parked") in seen and ("plugin.unregistered", "started") in seen
+
+
+def test_plugin_registered_in_on_load_goes_when_its_registrant_unloads(make_plugin):
+    registry = PluginRegistry()
+
+    def on_load(ctx):
+        ctx.registry.register(make_plugin("extension"))
+
+    registry.register(make_plugin("host", on_load=on_load))
+    registry.load("host")
+    assert "extension" in registry
+    registry.unload("host")
+    assert "extension" not in registry
+    # registered again by the user since: the undo leaves it alone
+    registry.load("host")
+    registry.unregister("extension")
+    mine = registry.register(make_plugin("extension", "2.0"))
+    registry.unload("host")
+    assert registry.get("extension") is mine
+
+
+def test_failing_on_load_puts_back_what_it_replaced_or_unregistered(make_plugin, journal):
+    registry = PluginRegistry()
+    for pid in ("a", "b", "c"):
+        registry.register(make_plugin(pid))
+    registry.load("a")
+    registry.load("b")
+    originals = {pid: registry.get(pid) for pid in "abc"}
+    before = registry_state(registry)
+
+    def on_load(ctx):
+        ctx.registry.register(make_plugin("a", "9.0"), replace=True)  # a was loaded
+        ctx.registry.unregister("b")  # b was loaded too
+        ctx.registry.unregister("c")
+        raise RuntimeError("outer fails after replacing and removing")
+
+    registry.register(make_plugin("outer", on_load=on_load))
+    journal.clear()
+    with pytest.raises(PluginError, match="'outer'"):
+        registry.load("outer")
+    registry.unregister("outer")
+    ids, loaded, subscriptions = registry_state(registry)
+    # reloaded newest-undo-first, so their forwarders may come in another order
+    assert (ids, loaded, sorted(subscriptions)) == (before[0], before[1], sorted(before[2]))
+    assert {pid: registry.get(pid) for pid in "abc"} == originals
+    assert sorted(loads(journal)) == ["a", "b", "outer"]  # a and b loaded again, as they were
+
+
+def test_unload_takes_cascade_positionally(make_plugin, journal):
+    registry = PluginRegistry()
+    diamond(make_plugin, registry)
+    registry.initialize_all()
+    assert registry.unload("b", True) == ["a", "b"]
+    assert registry.unload("d", cascade=True) == ["c", "d"]
+    registry.initialize_all()
+    assert registry.unregister("d", True) is not None and "d" not in registry
