@@ -351,32 +351,38 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
     def _quiet() -> Any:
         return errstate(divide="ignore", invalid="ignore") if errstate is not None else contextlib.nullcontext()
 
-    def _ce_targets(t: Any, ignore_index: int) -> tuple[Any, Any]:
-        """``(valid mask or None when every target counts, targets with ignored ones set to 0)``."""
-        valid = t != ignore_index
-        if bool(valid.all()):  # the usual case: no where/mask work below
+    def _ce_targets(t: Any, ignore_index: int, c: int) -> tuple[Any, Any]:
+        """``(valid mask or None when every target counts, targets with ignored ones set to 0)``.
+
+        Checks that the counted targets are class indices in ``[0, c)``. The usual case (an
+        ``ignore_index`` outside ``[0, c)`` and every target in range) costs two reductions
+        and no mask.
+        """
+        lo, hi = int(t.min()), int(t.max())
+        if lo >= 0 and hi < c and not 0 <= ignore_index < c:
             return None, t
-        return valid, xp.where(valid, t, 0)
+        valid = t != ignore_index
+        safe = xp.where(valid, t, 0)
+        if int(safe.min()) < 0 or int(safe.max()) >= c:
+            raise IndexError(f"cross_entropy: target values must be in [0, {c}) or ignore_index={ignore_index}")
+        return valid, safe
 
     numpy_like = getattr(xp, "__name__", "") == "numpy"
 
-    def _row_max(x: Any) -> Any:
-        """``x.max(axis=1, keepdims=True)`` of a 2-d array (see ``_row_sum``)."""
-        if numpy_like and x.shape[1] <= 64:
-            return xp.maximum.reduce(xp.ascontiguousarray(x.T), axis=0)[:, None]
-        return x.max(axis=1, keepdims=True)
+    def _shifted(x: Any) -> tuple[Any, int]:
+        """``x - x.max(axis=1)`` of a 2-d array as a new array, and its class axis.
 
-    def _row_sum(x: Any) -> Any:
-        """``x.sum(axis=1, keepdims=True)``: NumPy reduces a short contiguous axis one row at a
-        time, so for few classes a transposed copy reduced across rows is about 3x faster."""
+        NumPy reduces a short contiguous axis one row at a time, so for few classes the
+        work runs class-major: on a transposed contiguous copy of shape ``(classes, rows)``
+        (class axis 0), reduced across rows, about 3x faster. Elsewhere the result has
+        ``x``'s layout (class axis 1). Per-row vectors broadcast against the class-major
+        layout as they are and against the other with ``[:, None]``.
+        """
         if numpy_like and x.shape[1] <= 64:
-            return xp.add.reduce(xp.ascontiguousarray(x.T), axis=0)[:, None]
-        return x.sum(axis=1, keepdims=True)
-
-    def _probs(x: Any) -> Any:
-        p = xp.exp(x - _row_max(x))
-        p /= _row_sum(p)
-        return p
+            w = xp.ascontiguousarray(x.T)
+            w -= xp.maximum.reduce(w, axis=0)
+            return w, 0
+        return x - x.max(axis=1, keepdims=True), 1
 
     def cross_entropy(x: Any, t: Any, ignore_index: int = -100, label_smoothing: float = 0.0,
                       reduction: str = "mean") -> Any:
@@ -384,14 +390,13 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
         if n == 0:
             z = xp.zeros((0,), dtype=x.dtype)
             return z if reduction == "none" else asarray(xp.array(xp.nan if reduction == "mean" else 0, dtype=x.dtype))
-        valid, safe = _ce_targets(t, ignore_index)
-        if int(safe.min()) < 0 or int(safe.max()) >= c:
-            raise IndexError(f"cross_entropy: target values must be in [0, {c}) or ignore_index={ignore_index}")
-        z = x - _row_max(x)
-        lse = xp.log(_row_sum(xp.exp(z))[:, 0])
-        loss = lse - z[xp.arange(n), safe]
+        valid, safe = _ce_targets(t, ignore_index, c)
+        z, axis = _shifted(x)
+        rows = xp.arange(n)
+        lse = xp.log(xp.exp(z).sum(axis=axis))
+        loss = lse - (z[safe, rows] if axis == 0 else z[rows, safe])
         if label_smoothing:
-            loss = loss * x.dtype.type(1.0 - label_smoothing) + x.dtype.type(label_smoothing) * (lse - z.mean(axis=1))
+            loss = loss * x.dtype.type(1.0 - label_smoothing) + x.dtype.type(label_smoothing) * (lse - z.mean(axis=axis))
         if valid is not None:
             loss = xp.where(valid, loss, x.dtype.type(0))
         if reduction == "mean":
@@ -417,22 +422,34 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
         n, c = x.shape
         if n == 0:
             return xp.zeros_like(x)
-        p = _probs(x)
-        valid, safe = _ce_targets(t, ignore_index)
-        p[xp.arange(n), safe] -= x.dtype.type(1.0 - label_smoothing)
-        if label_smoothing:
-            p -= x.dtype.type(label_smoothing / c)
+        valid, safe = _ce_targets(t, ignore_index, c)
+        # the gradient of row i is scale_i * (softmax(x_i) - smoothed one-hot(t_i)), where
+        # scale_i is the incoming gradient, over the count for "mean", 0 for ignored rows
         if reduction == "none":
-            p *= (g if valid is None else valid * g)[:, None]
-            return p
-        scale = g.astype(x.dtype)
-        if reduction == "mean":
-            count = n if valid is None else int(valid.sum())
-            if count == 0:  # every target ignored: the gradient is zero, as in torch
-                return xp.zeros_like(x)
-            scale = scale / x.dtype.type(count)
-        p *= scale if valid is None else (valid * scale)[:, None]
-        return p
+            scale = g if valid is None else valid * g
+        else:
+            scale = g.astype(x.dtype)
+            if reduction == "mean":
+                count = n if valid is None else int(valid.sum())
+                if count == 0:  # every target ignored: the gradient is zero, as in torch
+                    return xp.zeros_like(x)
+                scale = scale / x.dtype.type(count)
+            if valid is not None:
+                scale = valid * scale
+        p, axis = _shifted(x)  # a new array: everything below happens in place
+        xp.exp(p, out=p)
+        r = scale / p.sum(axis=axis)  # normalize and scale in one pass
+        p *= r if axis == 0 else r[:, None]
+        hit = scale * x.dtype.type(1.0 - label_smoothing)
+        rows = xp.arange(n)
+        if axis == 0:
+            p[safe, rows] -= hit
+        else:
+            p[rows, safe] -= hit
+        if label_smoothing:
+            spread = scale * x.dtype.type(label_smoothing / c)
+            p -= spread if axis == 0 or not getattr(spread, "ndim", 0) else spread[:, None]
+        return p.T if axis == 0 else p
 
     k.update(softmax=softmax, log_softmax=log_softmax, cross_entropy=cross_entropy,
              softmax_backward=softmax_backward, log_softmax_backward=log_softmax_backward,

@@ -365,3 +365,36 @@ def test_linear_first_order_kernel_matches_the_tensor_formula(needs: tuple, shap
         assert (mine.grad is None) == (not want)
         if want:
             np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("classes", [3, 64, 65, 200])  # the cpu kernels work class-major up to 64 classes
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.15])
+@pytest.mark.parametrize("ignore", [None, -1, 2])  # none ignored, ignore_index outside and inside [0, classes)
+def test_cross_entropy_first_order_kernels_match_torch(classes: int, reduction: str, smoothing: float,
+                                                        ignore: int | None) -> None:
+    """The fused forward and the one-call backward (taken when no graph is recorded), both layouts."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(classes)
+    x_np = values(rng, (7, classes), "wide").astype(np.float32)
+    t_np = rng.integers(0, classes, 7)
+    kw: dict = {"reduction": reduction, "label_smoothing": smoothing}
+    if ignore is not None:
+        t_np[[1, 4]] = ignore
+        kw["ignore_index"] = ignore
+    x = st.tensor(x_np, requires_grad=True)
+    loss = st.nn.functional.cross_entropy(x, st.tensor(t_np), **kw)
+    g = values(rng, (7,)).astype(np.float32) if reduction == "none" else np.float32(1.5)
+    loss.backward(st.tensor(g))
+    tx = torch.tensor(x_np, requires_grad=True)
+    tloss = torch.nn.functional.cross_entropy(tx, torch.tensor(t_np), **kw)
+    tloss.backward(torch.tensor(g))
+    np.testing.assert_allclose(loss.numpy(), tloss.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_cross_entropy_rejects_targets_out_of_range() -> None:
+    x = st.randn(4, 3)
+    for bad in ([0, 1, 3, 0], [0, -2, 1, 0]):
+        with pytest.raises(st.SpiralTorchError, match=r"target values must be in \[0, 3\)"):
+            st.nn.functional.cross_entropy(x, st.tensor(bad))
