@@ -6,14 +6,16 @@ The :class:`~spiraltorch_nb.train.Trainer` calls, on every callback, in load ord
 ================================================  ====================================================
 ``on_fit_start(trainer)``                         before the first epoch
 ``on_epoch_start(trainer, epoch)``                at the start of each epoch (0-based)
-``on_step_end(trainer, step, logs)``              after each optimizer step (``step`` counts from 1)
+``on_step_start(trainer, step)``                  before each training step (``step`` counts from 1)
+``on_step_end(trainer, step, logs)``              after each optimizer step (the same ``step``)
 ``on_validation_end(trainer, epoch, metrics)``    after evaluating on the validation loader
 ``on_epoch_end(trainer, epoch, logs)``            after each epoch (train and ``val_`` metrics)
 ``on_fit_end(trainer)``                           after the last epoch, or when stopped
 ================================================  ====================================================
 
 A hook that raises :class:`StopTraining`, or returns an instance of it, ends the fit
-cleanly (``on_fit_end`` still runs).
+cleanly (``on_fit_end`` still runs); from ``on_step_start``, after that step, so every
+step that starts also ends.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from ..plugins import Plugin, PluginMetadata
 __all__ = ["STAGES", "StopTraining", "Callback", "CallbackAdapter", "LambdaCallback", "EarlyStopping", "as_callback"]
 
 #: the stage hooks, in the order a fit reaches them
-STAGES = ("on_fit_start", "on_epoch_start", "on_step_end", "on_validation_end", "on_epoch_end", "on_fit_end")
+STAGES = ("on_fit_start", "on_epoch_start", "on_step_start", "on_step_end", "on_validation_end", "on_epoch_end",
+          "on_fit_end")
 
 _counter = itertools.count(1)
 
@@ -84,6 +87,9 @@ class Callback(Plugin):
 
     def on_epoch_start(self, trainer: Any, epoch: int) -> Any:
         """At the start of each epoch."""
+
+    def on_step_start(self, trainer: Any, step: int) -> Any:
+        """Before each training step; ``step`` is the number ``on_step_end`` will get for it."""
 
     def on_step_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> Any:
         """After each optimizer step; ``logs`` holds ``loss``, ``lr``, ``epoch``, ``batch``, ``batch_size``."""

@@ -23,7 +23,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..device import Device, get_default_device
 from ..errors import SpiralTorchError
-from ..plugins import Plugin, PluginRegistry
+from ..plugins import EventBus, Plugin, PluginRegistry, global_registry
 from ..tensor import Tensor
 from ._relocate import model_device, relocate
 from .background import FitHandle
@@ -124,15 +124,18 @@ class Trainer:
         Clip the gradients' total 2-norm to this before each step.
     registry : PluginRegistry, optional
         Where callbacks are loaded and whose bus carries the ``trainer.*`` events; the
-        trainer's own registry by default (pass ``st.plugins.global_registry()`` to share).
+        trainer's own registry by default, so that callback ids never collide between
+        trainers (pass ``st.plugins.global_registry()`` to share).
 
     Attributes
     ----------
     events : EventBus
-        Publishes ``trainer.fit_start``, ``trainer.epoch_start``, ``trainer.step_end``,
-        ``trainer.validation_end``, ``trainer.epoch_end``, ``trainer.fit_end``,
-        ``trainer.device_changed`` and ``trainer.device_change_failed`` (payloads are dicts
-        holding ``trainer`` and the stage's values).
+        Publishes ``trainer.fit_start``, ``trainer.epoch_start``, ``trainer.step_start``,
+        ``trainer.step_end``, ``trainer.validation_end``, ``trainer.epoch_end``,
+        ``trainer.fit_end``, ``trainer.device_changed`` and ``trainer.device_change_failed``
+        (payloads are dicts holding ``trainer`` and the stage's values). The same events
+        are also published on the global registry's bus (``st.plugins.global_registry().events``)
+        when ``events`` is another bus; the ``trainer`` entry tells trainers apart there.
     history : History
         Every logged value; ``history.history`` is a Polars frame.
     global_step : int
@@ -172,6 +175,9 @@ class Trainer:
         self.progress_bar = bool(progress)
         self.registry = registry if registry is not None else PluginRegistry()
         self.events = self.registry.events
+        shared = global_registry().events
+        # trainer.* topics also reach the global bus; the registry's own plugin.* events stay private
+        self._buses: tuple[EventBus, ...] = (self.events,) if self.events is shared else (self.events, shared)
         self.history = History()
         self.global_step = 0
         self.epoch = 0
@@ -265,9 +271,13 @@ class Trainer:
             if isinstance(result, StopTraining) or result is StopTraining:
                 reason = getattr(result, "reason", "") or f"{cb.metadata.id} returned StopTraining from {stage}"
                 self.stop(reason)
-        topic = "trainer." + stage[3:]
-        if self.events.has_subscribers(topic):
-            self.events.publish(topic, {"trainer": self, **payload})
+        self._publish("trainer." + stage[3:], payload)
+
+    def _publish(self, topic: str, payload: dict[str, Any]) -> None:
+        """Publish ``topic`` with ``{"trainer": self, **payload}`` on the trainer's bus and the global one."""
+        for bus in self._buses:
+            if bus.has_subscribers(topic):
+                bus.publish(topic, {"trainer": self, **payload})
 
     # ---- control ----------------------------------------------------------------------
     def stop(self, reason: str = "stopped by the user") -> None:
@@ -310,17 +320,15 @@ class Trainer:
             except Exception as exc:
                 record.update(ok=False, error=exc)
                 self.device_log.append(record)
-                if self.events.has_subscribers("trainer.device_change_failed"):
-                    self.events.publish("trainer.device_change_failed",
-                                        {"trainer": self, "from": str(src), "to": str(dev), "step": self.global_step,
-                                         "error": exc, "message": f"{type(exc).__name__}: {exc}"})
+                self._publish("trainer.device_change_failed",
+                              {"from": str(src), "to": str(dev), "step": self.global_step, "error": exc,
+                               "message": f"{type(exc).__name__}: {exc}"})
                 return record
             self.device = dev
             self._progress["device"] = str(dev)
             self.device_log.append(record)
-            if self.events.has_subscribers("trainer.device_changed"):
-                self.events.publish("trainer.device_changed", {"trainer": self, "from": str(src), "to": str(dev),
-                                                               "step": self.global_step, "moved": record["moved"]})
+            self._publish("trainer.device_changed", {"from": str(src), "to": str(dev), "step": self.global_step,
+                                                     "moved": record["moved"]})
         return record
 
     @property
@@ -500,6 +508,9 @@ class Trainer:
                     self._step_boundary()
                     if self._stop:
                         break
+                    # a step that starts also ends: stopping from on_step_start ends the fit after it
+                    step = self.global_step + 1
+                    self._stage("on_step_start", step, step=step, epoch=epoch, batch=i)
                     loss, n, scores, lr = self._train_step(batch)
                     self.global_step += 1
                     steps_done += 1

@@ -222,14 +222,15 @@ def test_events_on_the_bus() -> None:
     train, val = loaders(batch_size=120)
     trainer.fit(train, val, epochs=1)
     topics = [t for t, _ in seen]
-    assert topics == ["trainer.fit_start", "trainer.epoch_start", "trainer.step_end", "trainer.step_end",
+    assert topics == ["trainer.fit_start", "trainer.epoch_start",
+                      "trainer.step_start", "trainer.step_end", "trainer.step_start", "trainer.step_end",
                       "trainer.validation_end", "trainer.epoch_end", "trainer.fit_end"]
     payloads = dict(seen[:2])
     assert payloads["trainer.fit_start"]["trainer"] is trainer
     assert payloads["trainer.fit_start"]["total_steps"] == 2
-    step = seen[3][1]
+    step = seen[5][1]
     assert step["step"] == 2 and step["logs"]["loss"] == pytest.approx(trainer.history.series("loss")[1])
-    assert set(seen[4][1]["metrics"]) == {"loss", "accuracy"}
+    assert set(seen[6][1]["metrics"]) == {"loss", "accuracy"}
     assert seen[-1][1]["stopped"] is False
 
 
@@ -294,3 +295,56 @@ def test_progress_bar_runs(capsys: pytest.CaptureFixture) -> None:
     trainer.fit(loaders()[0], epochs=1)
     err = capsys.readouterr().err
     assert "8/8" in err and "loss=" in err
+
+
+def test_step_start_is_published_before_each_step_with_the_step_end_numbering() -> None:
+    trainer = make_trainer()
+    seen: list = []
+    trainer.events.subscribe("trainer.step_*", lambda ev: seen.append((ev.topic, ev.payload)))
+    trainer.fit(loaders(batch_size=120)[0], epochs=2)  # two steps per epoch
+    assert [t for t, _ in seen] == ["trainer.step_start", "trainer.step_end"] * 4
+    starts = [p for t, p in seen if t == "trainer.step_start"]
+    ends = [p for t, p in seen if t == "trainer.step_end"]
+    assert [(p["step"], p["epoch"], p["batch"]) for p in starts] == [(1, 0, 0), (2, 0, 1), (3, 1, 0), (4, 1, 1)]
+    assert [p["step"] for p in ends] == [p["step"] for p in starts]
+    assert [p["epoch"] for p in ends] == [p["epoch"] for p in starts]
+    assert all(p["trainer"] is trainer for p in starts)
+
+
+def test_on_step_start_reaches_callbacks_of_every_kind() -> None:
+    log: list = []
+
+    class Old:  # a plain object: adapted
+        def on_step_start(self, trainer, step):
+            log.append(("old", "step_start", step, trainer.global_step))
+
+        def on_step_end(self, trainer, step, logs):
+            log.append(("old", "step_end", step, trainer.global_step))
+
+    class Sub(Callback):
+        def on_step_start(self, trainer, step):
+            log.append(("sub", "step_start", step))
+
+    lam = LambdaCallback(on_step_start=lambda trainer, step: log.append(("lambda", "step_start", step)))
+    trainer = make_trainer(callbacks=(Old(), Sub(), lam))
+    assert "on_step_start" in trainer.callbacks[0].stages
+    trainer.fit(loaders(batch_size=120)[0], epochs=1)
+    assert log == [("old", "step_start", 1, 0), ("sub", "step_start", 1), ("lambda", "step_start", 1),
+                   ("old", "step_end", 1, 1),
+                   ("old", "step_start", 2, 1), ("sub", "step_start", 2), ("lambda", "step_start", 2),
+                   ("old", "step_end", 2, 2)]
+
+
+def test_stopping_from_on_step_start_lets_that_step_finish() -> None:
+    topics: list = []
+
+    def stop_at_two(trainer, step):
+        if step == 2:
+            raise StopTraining("budget spent")
+
+    trainer = make_trainer(callbacks=(LambdaCallback(on_step_start=stop_at_two),))
+    trainer.events.subscribe("trainer.step_*", lambda ev: topics.append((ev.topic, ev.payload["step"])))
+    trainer.fit(loaders()[0], epochs=3)
+    assert trainer.global_step == 2 and trainer.stop_reason == "budget spent"
+    assert topics == [("trainer.step_start", 1), ("trainer.step_end", 1),
+                      ("trainer.step_start", 2), ("trainer.step_end", 2)]
