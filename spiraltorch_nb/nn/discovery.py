@@ -46,7 +46,9 @@ __all__ = [
     "params_from_signature",
 ]
 
-#: the categories a module factory can declare
+#: the categories a module factory can declare. ``container`` is for factories that build a block of
+#: submodules from JSON parameters (a residual block, an MLP block), as plugins register them; the
+#: built-in Sequential, ModuleList and ModuleDict are not entries (see ``_NOT_STAGES``).
 CATEGORIES = ("layer", "activation", "normalization", "pooling", "loss", "optimizer", "container", "custom")
 #: the parameter types a schema uses: JSON scalars, "ints" (an int or a list of ints), and "any"
 PARAM_TYPES = ("int", "float", "bool", "str", "ints", "any")
@@ -55,6 +57,12 @@ _REQUIRED = inspect.Parameter.empty
 _CONFIG_VERSION = 1
 _CONFIG_KEYS = ("version", "stages", "input_shape")
 _STAGE_KEYS = ("name", "params")
+# the built-in containers, which are not registered, and why (a config naming one is told so)
+_NOT_STAGES = {
+    "sequential": "a pipeline is itself a Sequential: list the stages in this config directly",
+    "modulelist": "a ModuleList has no forward, so it cannot be a pipeline stage",
+    "moduledict": "a ModuleDict has no forward, so it cannot be a pipeline stage",
+}
 # parameters that may legitimately be negative (axes count from the end, indices wrap)
 _SIGNED_SUFFIXES = ("dim", "idx", "index", "axis", "slope")
 
@@ -624,6 +632,8 @@ class PipelineBuilder:
         if not isinstance(name, str) or name not in self.registry:
             close = difflib.get_close_matches(str(name), [i.name for i in self.registry], n=3)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            why = _NOT_STAGES.get(str(name).lower().replace("_", ""))
+            hint = f" ({why})" if why else hint
             return [*problems, _problem(index, "name", f"stage {index}: unknown module {name!r}{hint}")]
         info = self.registry.get(name)
         if info.category not in _STAGE_CATEGORIES:

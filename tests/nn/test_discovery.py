@@ -485,3 +485,31 @@ def test_custom_registry_pipelines_and_unknown_names():
     x = st.tensor([[-1.0, 2.0]])
     np.testing.assert_allclose(again.build()(x).numpy(), Swish(0.5)(x).numpy())
     assert again.remove(0) == {"name": "swish", "params": {"beta": 0.5}} and len(again) == 0
+
+
+def test_builtin_containers_are_not_stages_and_configs_naming_them_say_why():
+    reg = default_registry()
+    assert reg.list("container") == [] and "container" not in reg.by_category()
+    for name, why in [("sequential", "a pipeline is itself a Sequential"), ("module_list", "has no forward"),
+                      ("ModuleDict", "has no forward")]:
+        with pytest.raises(PipelineError, match=why) as err:
+            PipelineBuilder().add(name)
+        assert (err.value.stage, err.value.field) == (0, "name")
+
+
+def test_a_container_factory_builds_a_block_stage():
+    reg = ModuleDiscoveryRegistry()
+    reg.register("linear", st.nn.Linear, category="layer")
+
+    def mlp_block(width: int, expansion: int = 2):
+        """Linear, ReLU, Linear back to ``width``."""
+        return st.nn.Sequential(st.nn.Linear(width, width * expansion), st.nn.ReLU(),
+                                st.nn.Linear(width * expansion, width))
+
+    reg.register("mlp_block", mlp_block, category="container")
+    builder = PipelineBuilder(reg).add("linear", in_features=4, out_features=6).add("mlp_block", width=6)
+    assert reg.by_category()["container"] == ["mlp_block"]
+    shapes = builder.infer_shapes((3, 4))
+    assert [(s["name"], s["output_shape"], s["params"]) for s in shapes] == [
+        ("linear", (3, 6), 30), ("mlp_block", (3, 6), 6 * 12 + 12 + 12 * 6 + 6)]
+    assert builder.build()(st.randn(3, 4)).shape == (3, 6)
