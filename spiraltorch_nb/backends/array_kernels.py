@@ -37,6 +37,7 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
     asarray = xp.asarray
     SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
     INV_SQRT2 = 1.0 / math.sqrt(2.0)
+    numpy_like = getattr(xp, "__name__", "") == "numpy"
 
     def scal(x: Any, v: Any) -> Any:
         # a Python scalar matched to the array's dtype so that float32 stays float32
@@ -64,7 +65,20 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
     def rsqrt(x: Any) -> Any:
         return xp.reciprocal(xp.sqrt(x))
 
+    zero_rows: dict[tuple[int, Any], Any] = {}
+
     def relu(x: Any) -> Any:
+        if numpy_like and x.ndim and x.shape[-1] >= 16:
+            # NumPy's maximum against a scalar has no vector loop; against a row of zeros
+            # broadcast over the leading dims it has one (about 1.8x faster)
+            key = (x.shape[-1], x.dtype)
+            zeros = zero_rows.get(key)
+            if zeros is None:
+                if len(zero_rows) >= 64:
+                    zero_rows.clear()
+                zeros = zero_rows[key] = xp.zeros(x.shape[-1], dtype=x.dtype)
+                zeros.flags.writeable = False
+            return xp.maximum(x, zeros)
         return xp.maximum(x, scal(x, 0))
 
     def relu_grad(g: Any, x: Any) -> Any:
@@ -366,8 +380,6 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
         if int(safe.min()) < 0 or int(safe.max()) >= c:
             raise IndexError(f"cross_entropy: target values must be in [0, {c}) or ignore_index={ignore_index}")
         return valid, safe
-
-    numpy_like = getattr(xp, "__name__", "") == "numpy"
 
     def _shifted(x: Any) -> tuple[Any, int]:
         """``x - x.max(axis=1)`` of a 2-d array as a new array, and its class axis.

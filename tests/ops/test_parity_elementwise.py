@@ -16,6 +16,8 @@ from helpers import PARITY_SETTINGS, F, broadcast_shapes, check_op, lib, shapes,
 from hypothesis import given
 from hypothesis import strategies as hst
 
+import spiraltorch_nb as st
+
 DTYPES = ("float32", "float64")
 SEEDS = hst.integers(0, 2**32 - 1)
 
@@ -285,3 +287,18 @@ def test_scalar_remainder_gradient() -> None:
     assert st.autograd.gradcheck(lambda t: 3.0 % t, (x,))
     (g,) = st.grad((3.0 % x).sum(), x)
     np.testing.assert_allclose(g.numpy(), -np.floor(3.0 / x.detach().numpy()))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("shape", [(40,), (3, 16), (2, 3, 33), (5, 15)])  # rows of 16 or more take a vector loop
+def test_relu_of_wide_rows_with_nan_and_signed_zero(dtype: str, shape: tuple) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape) * 3
+    if dtype != "int64":
+        x.reshape(-1)[:3] = [np.nan, -0.0, 0.0]
+    x = x.astype(dtype)
+    for _ in range(2):  # the second call reuses the cached row of zeros, which must stay zero
+        got = st.tensor(x).relu().numpy()
+        np.testing.assert_array_equal(got, torch.relu(torch.tensor(x)).numpy())
+        assert got.dtype == x.dtype
