@@ -7,7 +7,10 @@ forward, first and second derivatives with the cpu backend within
 ``helpers.CONFORMANCE_TOLERANCES``. Floating inputs are float32 and integer inputs int32
 (the types every backend holds). Each floating input reaches the op through a random
 view (contiguous, transposed, permuted, a strided slice, or an expanded broadcast), so
-non-contiguous layouts are exercised on the device.
+non-contiguous layouts are exercised on the device. ``empty_*`` cases always use a size-0
+dimension, ``optimizer_updates`` checks the in-place update operators, and
+``test_every_cpu_operator_is_covered_by_a_case`` fails when a built-in operator with a cpu
+forward is run by no case.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import CONFORMANCE_SETTINGS, F, check_op, lib, values
-from hypothesis import given
+from helpers import CONFORMANCE_SETTINGS, F, check_op, lib, run_st, values
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
+
+import spiraltorch_nb as st
+from spiraltorch_nb.ops.registry import global_operator_registry, set_dispatch_observer
 
 MAX_NUMEL = 64
 
@@ -157,7 +163,7 @@ binary("remainder", lambda a, b: a % b, "wide", "nonzero", order=1)
 binary("floordiv", lambda a, b: a // b, "wide", "nonzero", order=0)
 for _name, _op in [("lt", lambda a, b: a < b), ("le", lambda a, b: a <= b), ("gt", lambda a, b: a > b),
                    ("ge", lambda a, b: a >= b), ("eq", lambda a, b: a == b.round()), ("ne", lambda a, b: a != b),
-                   ("logical", lambda a, b: (a > 0) & (b < 0) | ~(a < b))]:
+                   ("logical", lambda a, b: ((a > 0) & (b < 0) | ~(a < b), (a > 0) ^ (b > 0)))]:
     binary(_name, _op, order=0)
 
 
@@ -490,6 +496,156 @@ def _cast(d: Draw) -> tuple[list, Callable]:
     return [a], lambda x: (v(x).to(lib(x).int32), (v(x) > 0).float() * v(x), v(x).int().float(), (v(x) * 1).bool())
 
 
+# ---- first derivatives through fused backward kernels ------------------------------------------
+# With create_graph (order 2) backward is written with Tensor ops so it can be differentiated
+# again; a plain backward runs the backends' fused backward kernels instead, checked here.
+@case("fused_backward", order=1)
+def _fused_backward(d: Draw) -> tuple[list, Callable]:
+    n, c, out = d.int(1, 4), d.int(2, 5), d.int(1, 3)
+    x, vx = d.viewed((n, c), "wide")
+    w, vw = d.viewed((out, c))
+    t = d.ints((n,), 0, c)
+    return [x, w, values(d.rng, (out,)), t], lambda x, w, b, t: (
+        F(x).cross_entropy(vx(x), t), F(x).cross_entropy(vx(x), t, reduction="sum", label_smoothing=0.1),
+        F(x).linear(vx(x), vw(w), b))
+
+
+# ---- in-place arithmetic and optimizer updates (no autograd) ------------------------------------
+@case("inplace_no_grad", order=0)
+def _inplace_no_grad(d: Draw) -> tuple[list, Callable]:
+    s = d.shape(min_dims=1)
+    a, va = d.viewed(s)
+    b = values(d.rng, s[1:])
+    c = values(d.rng, s, "nonzero")
+
+    def fn(x: Any, y: Any, z: Any) -> Any:
+        out = va(x).clone()
+        out += y
+        out -= z * 0.5
+        out *= 2.0
+        out /= z
+        return out, va(x).clone()
+    return [a, b, c], fn
+
+
+UPDATES = ("axpy_", "lerp_", "addcmul_", "addcdiv_", "maximum_")
+
+
+@case("optimizer_updates", order=0)
+def _updates(d: Draw) -> tuple[list, Callable]:
+    s = d.shape()
+    p = values(d.rng, s)
+    g, vg = d.viewed(s)
+    m, vm = d.viewed(s)
+    den = values(d.rng, s, "positive")  # addcdiv_ divides by it, as Adam by sqrt(v) + eps
+    alpha = d.pick(hst.sampled_from([1.0, -0.25]))  # axpy_ has a path without the multiply
+    weight = d.pick(hst.sampled_from([0.1, 0.9]))  # lerp_ takes another formula from 0.5 up
+    value = d.pick(hst.sampled_from([0.5, -2.0]))
+    transposed = len(s) >= 2 and d.pick(hst.booleans())
+
+    def fn(p: Any, g: Any, m: Any, den: Any) -> Any:
+        calls = {"axpy_": ((vg(g),), {"alpha": alpha}), "lerp_": ((vg(g),), {"weight": weight}),
+                 "addcmul_": ((vg(g), vm(m)), {"value": value}), "addcdiv_": ((vm(m), den), {"value": value}),
+                 "maximum_": ((vm(m),), {})}
+        outs = []
+        for name in UPDATES:
+            args, attrs = calls[name]
+            dst = p.clone()
+            st.ops.dispatch(name, dst, *args, **attrs)
+            outs.append(dst)
+        alias = p.clone()  # the operand is the destination itself
+        st.ops.dispatch("addcmul_", alias, alias, alias, value=value)
+        outs.append(alias)
+        if transposed:  # a non-contiguous destination
+            dst = p.clone()
+            st.ops.dispatch("lerp_", dst.transpose(0, 1), vg(g).transpose(0, 1), weight=weight)
+            outs.append(dst)
+        return tuple(outs)
+    return [p, g, m, den], fn
+
+
+# ---- empty tensors ---------------------------------------------------------------------------------
+# Random shapes reach a size-0 dimension only now and then; these cases always do, for
+# one representative of each op family.
+EMPTY_SHAPES = [(0,), (0, 3), (3, 0), (2, 0, 3), (1, 0)]
+
+
+@case("empty_unary")
+def _empty_unary(d: Draw) -> tuple[list, Callable]:
+    a, v = d.viewed(d.pick(hst.sampled_from(EMPTY_SHAPES)))
+    return [a], lambda x: (v(x).exp(), v(x).relu(), v(x).sigmoid() * 2.0, -v(x), F(x).gelu(v(x)), v(x) > 0)
+
+
+@case("empty_binary")
+def _empty_binary(d: Draw) -> tuple[list, Callable]:
+    sa, sb = d.pick(hst.sampled_from([((0, 3), (3,)), ((2, 0, 1), (1, 4)), ((0,), ()), ((3, 0), (3, 1)),
+                                      ((0, 1), (1, 0))]))
+    a, va = d.viewed(sa)
+    b, vb = d.viewed(sb, "nonzero")
+    return [a, b], lambda x, y: (va(x) + vb(y), va(x) * vb(y), va(x) / vb(y), lib(x).maximum(va(x), vb(y)),
+                                 lib(x).where(va(x) > vb(y), va(x), vb(y)), va(x) < vb(y))
+
+
+@case("empty_reductions")
+def _empty_reductions(d: Draw) -> tuple[list, Callable]:
+    s = d.pick(hst.sampled_from(EMPTY_SHAPES[1:]))
+    dim = d.int(0, len(s) - 1)
+    keep = d.pick(hst.booleans())
+    a, v = d.viewed(s)
+
+    def fn(x: Any) -> Any:
+        y = v(x)
+        outs = [y.sum(), y.sum(dim=dim, keepdim=keep), y.prod(dim=dim, keepdim=keep), y.cumsum(dim)]
+        if s[dim]:  # max, min and mean over a size-0 dimension have no value (an error, as in torch)
+            outs += [y.mean(dim=dim, keepdim=keep), y.amax(dim=dim, keepdim=keep), y.argmin(dim=dim)]
+        return tuple(outs)
+    return [a], fn
+
+
+@case("empty_matmul")
+def _empty_matmul(d: Draw) -> tuple[list, Callable]:
+    # inner dimension 0 (the product is zeros), outer dimensions 0, and an empty batch
+    sa, sb = d.pick(hst.sampled_from([((3, 0), (0, 2)), ((0,), (0,)), ((2, 0), (0,)), ((0, 3), (3, 2)),
+                                      ((2, 3), (3, 0)), ((2, 0, 3), (3, 2)), ((0, 2, 3), (3, 4))]))
+    a, va = d.viewed(sa)
+    b, vb = d.viewed(sb)
+    return [a, b], lambda x, y: va(x) @ vb(y)
+
+
+@case("empty_cat")
+def _empty_cat(d: Draw) -> tuple[list, Callable]:
+    a, va = d.viewed((0, 3))
+    b, vb = d.viewed((2, 3))
+    c, vc = d.viewed((2, 0))
+    return [a, b, c], lambda x, y, z: (lib(x).cat([va(x), vb(y)], dim=0), lib(x).cat([vb(y), vc(z)], dim=1),
+                                       lib(x).cat([va(x), va(x)], dim=1), lib(x).stack([vc(z), vc(z)], dim=0))
+
+
+@case("empty_indexing")
+def _empty_indexing(d: Draw) -> tuple[list, Callable]:
+    a, va = d.viewed((3, 2))
+    e, ve = d.viewed((0, 3))
+    none = np.zeros((3, 2), dtype=bool)
+    idx = np.zeros((0,), dtype=np.int32)
+
+    def fn(x: Any, y: Any, m: Any, i: Any) -> Any:
+        z = va(x) * 1.0
+        z[m] = -1.0  # an all-false mask writes nothing
+        return (va(x)[m], va(x)[i], va(x)[2:2], va(x)[:, 1:1] * 2.0, va(x).index_select(0, i),
+                va(x).gather(0, i.reshape(0, 1)), ve(y)[:, 1], ve(y)[i], ve(y).flip(0), z)
+    return [a, e, none, idx], fn
+
+
+@case("empty_softmax_cross_entropy")
+def _empty_softmax(d: Draw) -> tuple[list, Callable]:
+    x, vx = d.viewed((0, 4), "wide")
+    y, vy = d.viewed((3, 0), "wide")
+    t = np.zeros((0,), dtype=np.int32)
+    red = d.pick(hst.sampled_from(["mean", "sum", "none"]))  # mean over no rows is NaN, as in torch
+    return [x, y, t], lambda x, y, t: (F(x).softmax(vx(x), dim=-1), F(x).log_softmax(vx(x), dim=0),
+                                       F(y).softmax(vy(y), dim=0), F(x).cross_entropy(vx(x), t, reduction=red))
+
+
 SEEDS = hst.integers(0, 2**32 - 1)
 
 
@@ -507,3 +663,47 @@ def test_op_matches_cpu(device: str, case: Case, data: Any, seed: int) -> None:
 def test_every_case_has_a_unique_name() -> None:
     names = [c.name for c in CASES]
     assert len(names) == len(set(names)) and len(names) > 80
+
+
+# Built-in operators with a cpu forward that no case above needs to run, each with the
+# reason. Keep it short: a new operator gets a case, not an entry here.
+COVERAGE_EXEMPT: dict[str, str] = {}
+
+
+class _OpsSeen:
+    """Dispatch observer: the name of every operator whose native forward ran."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def on_op(self, op: Any, backend: Any, args: Any, outputs: Any, start_ns: int, duration_ns: int,
+              phase: Any) -> None:
+        self.names.add(op.name)
+
+
+def test_every_cpu_operator_is_covered_by_a_case() -> None:
+    # Runs every case on the cpu (forward and the derivatives it checks) for two fixed
+    # examples and records which operators' cpu kernels ran. User operators other tests
+    # register are not the suite's to cover: only built-in ones count.
+    seen = _OpsSeen()
+
+    @settings(max_examples=2, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(data=hst.data(), seed=SEEDS)
+    def run_every_case(data: Any, seed: int) -> None:
+        for c in CASES:
+            inputs, fn = c.make(Draw(data, seed))
+            with np.errstate(all="ignore"):
+                run_st(fn, inputs, device="cpu", order=c.order, seed=seed)
+
+    previous = set_dispatch_observer(seen)
+    try:
+        run_every_case()
+    finally:
+        set_dispatch_observer(previous)
+    builtin = {op.name for op in global_operator_registry() if op.builtin and "cpu" in op.forwards}
+    missing = sorted(builtin - seen.names - set(COVERAGE_EXEMPT))
+    assert not missing, (f"operators with a cpu forward that no conformance case runs: {missing}; add a case "
+                         "(or, with the reason, an entry in COVERAGE_EXEMPT)")
+    stale = sorted(n for n in COVERAGE_EXEMPT if n not in builtin or n in seen.names)
+    assert not stale, f"COVERAGE_EXEMPT entries that are covered or no longer cpu operators: {stale}; remove them"
