@@ -391,7 +391,7 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
         layout as they are and against the other with ``[:, None]``.
         """
         if numpy_like and x.shape[1] <= 64:
-            w = xp.ascontiguousarray(x.T)
+            w = x.T.copy()  # always a copy (ascontiguousarray would return x.T itself for one row)
             w -= xp.maximum.reduce(w, axis=0)
             return w, 0
         return x - x.max(axis=1, keepdims=True), 1

@@ -398,3 +398,18 @@ def test_cross_entropy_rejects_targets_out_of_range() -> None:
     for bad in ([0, 1, 3, 0], [0, -2, 1, 0]):
         with pytest.raises(st.SpiralTorchError, match=r"target values must be in \[0, 3\)"):
             st.nn.functional.cross_entropy(x, st.tensor(bad))
+
+
+@pytest.mark.parametrize("layout", ["one row", "transposed", "contiguous"])
+def test_cross_entropy_leaves_its_input_unchanged(layout: str) -> None:
+    """The kernels shift the logits in a work array: never in the caller's tensor, whatever its layout."""
+    rng = np.random.default_rng(1)
+    base = values(rng, {"one row": (1, 4), "transposed": (4, 6), "contiguous": (6, 4)}[layout]).astype(np.float32)
+    x = st.tensor(base, requires_grad=True)
+    logits = x.T if layout == "transposed" else x
+    before = logits.detach().numpy().copy()
+    t = st.tensor(rng.integers(0, 4, logits.shape[0]))
+    loss = st.nn.functional.cross_entropy(logits, t)
+    loss.backward()
+    np.testing.assert_array_equal(logits.detach().numpy(), before)
+    np.testing.assert_array_equal(x.detach().numpy(), base)
