@@ -292,53 +292,51 @@ class Recorder(TelemetryFrames):
     # ---- the hot path -------------------------------------------------------------
     def on_op(self, op: Any, be: Any, args: tuple, outputs: tuple, start_ns: int, duration_ns: int,
               phase: str) -> None:
-        """Called by dispatch after every op while this recorder is active."""
+        """Called by dispatch after every op while this recorder is active.
+
+        One row per op: ``(signature, seq, start, host time, device timer token, node,
+        thread, step)``, where the signature ``(op, backend info, phase, shapes, dtype,
+        bytes in, bytes out)`` is the part that repeats from step to step; it is built
+        here as one tuple so that the conversion looks it up as it is (see signatures).
+        """
         info = self._backends.get(be)
         if info is None:
             info = self._register_backend(be)
         T = _Tensor
         shapes = []
         nin = 0
-        if len(outputs) > 1:  # a multi-output op leaves the outputs it was not asked for as None
-            outputs = tuple(o for o in outputs if o is not None) or outputs[:1]
         out = outputs[0]
-        if out is None:  # nothing was asked for: the call is recorded with no output bytes
-            dt = None
-            for a in args:
-                if isinstance(a, T):
-                    shapes.append(info.shape_of(a._data))
-                    nin += info.nbytes_of(a._data)
-                    dt = dt or info.dtype_of(a._data)
-            nout = 0
-        elif info.numpy:
-            od = out._data
+        if info.numpy and out is not None and len(outputs) == 1:
             # NumPy arrays: read the attributes the Backend protocol's defaults would read
             for a in args:
-                if isinstance(a, T):
+                if a.__class__ is T:  # Tensor has no subclasses
                     d = a._data
                     shapes.append(d.shape)
                     nin += d.nbytes
+            od = out._data
             nout = od.nbytes
             dt = od.dtype
-            if len(outputs) > 1:
-                for o in outputs[1:]:
-                    nout += o._data.nbytes
         else:
+            if len(outputs) > 1:  # a multi-output op leaves the outputs it was not asked for as None
+                outputs = tuple(o for o in outputs if o is not None) or outputs[:1]
+                out = outputs[0]
             shape_of, nbytes_of = info.shape_of, info.nbytes_of
+            dt = None
             for a in args:
-                if isinstance(a, T):
+                if a.__class__ is T:
                     d = a._data
                     shapes.append(shape_of(d))
                     nin += nbytes_of(d)
-            od = out._data
-            nout = nbytes_of(od)
-            dt = info.dtype_of(od)
-            if len(outputs) > 1:
-                for o in outputs[1:]:
+                    if out is None and dt is None:
+                        dt = info.dtype_of(d)
+            nout = 0
+            if out is not None:  # None: nothing was asked for; recorded with no output bytes
+                dt = info.dtype_of(out._data)
+                for o in outputs:
                     nout += nbytes_of(o._data)
         timer = info.timer
         node = None if out is None else out._node
-        row = (next(self._seq), op.name, info, phase, tuple(shapes), dt, nin, nout, start_ns, duration_ns,
+        row = ((op.name, info, phase, tuple(shapes), dt, nin, nout), next(self._seq), start_ns, duration_ns,
                None if timer is None else timer.mark(), None if node is None else id(node), _get_ident(),
                self._step)
         stage = self._op_stage
@@ -451,7 +449,7 @@ class Recorder(TelemetryFrames):
                           f"{exc}); its ops are timed on the host (timing='host')", RuntimeWarning, stacklevel=3)
 
     def _op_payload(self, row: tuple) -> dict[str, Any]:
-        seq, op, info, phase, shapes, dt, nin, nout, start, dur, _tok, node, thread, step = row
+        (op, info, phase, shapes, dt, nin, nout), seq, start, dur, _tok, node, thread, step = row
         isz = dt.itemsize
         flops = self._flops(op, shapes, nout // isz if isz else 0)
         return {"seq": seq, "op": op, "backend": info.name, "device": info.device, "phase": phase,
@@ -470,21 +468,20 @@ class Recorder(TelemetryFrames):
             return None
 
     def _convert_ops(self, rows: list[tuple]) -> pl.DataFrame:
-        (seq, op, infos, phase, shapes, dtypes, nin, nout, start, host, tokens, node, thread,
-         step) = zip(*rows, strict=True)
+        sigs, seq, start, host, tokens, node, thread, step = zip(*rows, strict=True)
         n = len(rows)
-        duration: list[int] | tuple[int, ...] = host
-        timing: list[str] = ["host"] * n
-        if tokens.count(None) != n:
-            duration, timing = self._resolve_device_times(infos, tokens, host)
+        host_col = pl.Series(host, dtype=pl.Int64)
+        if tokens.count(None) == n:
+            duration, timing = host_col, pl.repeat("host", n, eager=True)
+        else:
+            duration, timing = self._resolve_device_times([s[1] for s in sigs], tokens, host)
         calls = pl.DataFrame({
-            "seq": seq, "start_ns": start, "duration_ns": duration, "timing": timing, "host_ns": host,
+            "seq": seq, "start_ns": start, "duration_ns": duration, "timing": timing, "host_ns": host_col,
             "node": node, "thread": thread, "step": step,
         }, schema=_CALL_SCHEMA)
-        sigs = self._sigs.columns(list(zip(op, infos, phase, shapes, dtypes, nin, nout, strict=True)))
-        return pl.concat([calls, sigs], how="horizontal").select(list(OPS_SCHEMA))
+        return pl.concat([calls, self._sigs.columns(sigs)], how="horizontal").select(list(OPS_SCHEMA))
 
-    def _resolve_device_times(self, infos: tuple, tokens: tuple, host: tuple) -> tuple[list[int], list[str]]:
+    def _resolve_device_times(self, infos: list, tokens: tuple, host: tuple) -> tuple[list[int], list[str]]:
         duration = list(host)
         timing = ["host"] * len(host)
         by_timer: dict[int, tuple[Any, str, list[int]]] = {}
