@@ -111,8 +111,9 @@ class Trainer:
         Callback plugins (capability ``sequencer``) or plain objects with stage methods
         (adapted); see :mod:`spiraltorch_nb.train.callbacks`.
     device : str or Device, optional
-        Where to train; the model (with the optimizer state) is moved there now.
-        Default: where the model's parameters are.
+        Where to train; the model (with the optimizer state) is moved there now. A move
+        that fails raises its error (the model stays where it was). Default: where the
+        model's parameters are.
     progress : bool, default True
         Show a tqdm progress bar.
     metrics : sequence or dict, default ("accuracy",)
@@ -194,7 +195,12 @@ class Trainer:
         self.device = model_device(model, get_default_device())
         self._progress["device"] = str(self.device)
         if device is not None:
-            self._move(Device(device))
+            record = self._move(Device(device))
+            if not record["ok"]:  # asked for at construction: never train silently elsewhere
+                err = record["error"]
+                err.add_note(f"Trainer(device={str(device)!r}): the model could not be moved there and stays on "
+                             f"{self.device}; pick an available device (st.available_devices())")
+                raise err
         self.add_callbacks(callbacks)
 
     # ---- callbacks ------------------------------------------------------------------

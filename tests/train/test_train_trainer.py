@@ -348,3 +348,13 @@ def test_stopping_from_on_step_start_lets_that_step_finish() -> None:
     assert trainer.global_step == 2 and trainer.stop_reason == "budget spent"
     assert topics == [("trainer.step_start", 1), ("trainer.step_end", 1),
                       ("trainer.step_start", 2), ("trainer.step_end", 2)]
+
+
+def test_a_device_that_cannot_take_the_model_is_an_error_at_construction() -> None:
+    """Trainer(device=...) never trains silently somewhere else: the failed move raises."""
+    model = st.nn.Linear(3, 2).to(st.float64)  # wgpu has no float64
+    opt = st.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(st.DTypeError) as info:
+        Trainer(model, "cross_entropy", opt, device="wgpu", progress=False)
+    assert any("Trainer(device='wgpu')" in note and "stays on cpu" in note for note in info.value.__notes__)
+    assert all(p.device == "cpu" and p.dtype == st.float64 for p in model.parameters())
