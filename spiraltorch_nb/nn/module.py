@@ -396,23 +396,35 @@ class Module:
         return self
 
     # ---- devices and dtypes ----------------------------------------------------------------
-    def _retarget(self, fn: Callable[[Tensor], Tensor]) -> Module:
+    def _retarget(self, fn: Callable[[Tensor, str], Tensor]) -> Module:
+        """Replace every parameter's and buffer's data (and grad) by ``fn(tensor, key)``.
+
+        All-or-nothing: every new tensor is made before any is put in place, so a move
+        that fails part way (a device out of memory, a dtype it lacks) changes nothing.
+        """
+        moves: list[tuple[Tensor, Tensor]] = []
+        seen: set[int] = set()  # a tensor shared between modules moves once
         with no_grad():
-            for m in self.modules():
+            for prefix, m in self.named_modules():
                 for store in ("_parameters", "_buffers"):
-                    for t in m.__dict__[store].values():
-                        if t is None:
+                    for key, t in m.__dict__[store].items():
+                        if t is None or id(t) in seen:
                             continue
-                        _transplant(t, fn(t.detach()))
+                        seen.add(id(t))
+                        name = f"{prefix}.{key}" if prefix else key
+                        moves.append((t, fn(t.detach(), name)))
                         if t.grad is not None:
-                            _transplant(t.grad, fn(t.grad.detach()))
+                            moves.append((t.grad, fn(t.grad.detach(), f"{name}.grad")))
+            for t, new in moves:
+                _transplant(t, new)
         return self
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """Move parameters and buffers to a device and/or convert floating ones to a dtype, in place.
 
         The parameter objects stay the same (an optimizer built before the move keeps
-        working); their data, and their ``.grad``, move.
+        working); their data, and their ``.grad``, move. A move that fails part way
+        leaves every tensor where it was.
 
         >>> import spiraltorch_nb as st
         >>> lin = st.nn.Linear(2, 2)
@@ -422,9 +434,9 @@ class Module:
         """
         device, dtype = _parse_to(args, kwargs)
 
-        def convert(t: Tensor) -> Tensor:
+        def convert(t: Tensor, name: str) -> Tensor:
             if device is not None:
-                t = to_device(t, device)
+                t = to_device(t, device, name)
             if dtype is not None and t.dtype.is_floating_point and t.dtype is not dtype:
                 t = t.to(dtype)
             return t

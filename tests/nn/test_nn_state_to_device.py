@@ -46,7 +46,7 @@ def test_int64_state_out_of_int32_range_is_a_dtype_error(values: object, shown: 
 
 def test_module_to_refuses_to_wrap_a_buffer() -> None:
     m = Counter(2**33)
-    with pytest.raises(st.DTypeError, match=r"int64 tensor of shape \(\).*the value 8589934592.*int32's range"):
+    with pytest.raises(st.DTypeError, match=r"module state 'count' holds the value 8589934592.*int32's range"):
         m.to("wgpu")
     assert m.count.device == "cpu" and m.count.item() == 2**33
 
@@ -57,3 +57,16 @@ def test_empty_and_int32_tensors_pass_through() -> None:
     i = to_device(st.tensor([2**31 - 1], dtype="int32"), "wgpu")
     assert i.dtype is st.int32 and i.tolist() == [2**31 - 1]
     assert to_device(st.tensor([2**40], dtype="int64"), "cpu").item() == 2**40
+
+
+def test_a_move_that_fails_part_way_leaves_every_tensor_in_place() -> None:
+    """Module.to is all-or-nothing; the error names the state-dict key of the tensor that failed."""
+    model = st.nn.Sequential(st.nn.Linear(3, 4), Counter(2**40))  # the Linear's tensors can move, the count cannot
+    model[0].weight.grad = st.ones(4, 3)
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    with pytest.raises(st.DTypeError, match=r"module state '1\.count'"):
+        model.to("wgpu")
+    for k, v in model.state_dict().items():
+        assert v.device == "cpu"
+        np.testing.assert_array_equal(v.numpy(), before[k])
+    assert model[0].weight.grad.device == "cpu"
