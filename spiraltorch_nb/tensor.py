@@ -746,9 +746,12 @@ class Tensor:
 
     def logsumexp(self, dim: Any, keepdim: bool = False) -> Tensor:
         d = _dim_attr(dim)
-        m = self.amax(dim=d, keepdim=True).detach()
-        m = _d("where", m.abs() == math.inf, 0.0, m)
-        out = (self - m).exp().sum(dim=d, keepdim=True).log() + m
+        if self.numel() == 0:  # log of an empty sum: -inf, as in torch (the sum keeps the graph and the shape)
+            out = self.sum(dim=d, keepdim=True) - math.inf
+        else:
+            m = self.amax(dim=d, keepdim=True).detach()
+            m = _d("where", m.abs() == math.inf, 0.0, m)
+            out = (self - m).exp().sum(dim=d, keepdim=True).log() + m
         if not keepdim:
             out = out.squeeze(d)
         return out

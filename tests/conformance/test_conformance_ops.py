@@ -595,7 +595,8 @@ def _empty_reductions(d: Draw) -> tuple[list, Callable]:
 
     def fn(x: Any) -> Any:
         y = v(x)
-        outs = [y.sum(), y.sum(dim=dim, keepdim=keep), y.prod(dim=dim, keepdim=keep), y.cumsum(dim)]
+        outs = [y.sum(), y.sum(dim=dim, keepdim=keep), y.prod(dim=dim, keepdim=keep), y.cumsum(dim),
+                y.logsumexp(dim, keep)]  # over a size-0 dimension: -inf, as in torch
         if s[dim]:  # max, min and mean over a size-0 dimension have no value (an error, as in torch)
             outs += [y.mean(dim=dim, keepdim=keep), y.amax(dim=dim, keepdim=keep), y.argmin(dim=dim)]
         return tuple(outs)

@@ -70,6 +70,8 @@ def test_sum_of_empty_and_mean_of_empty(dtype: str) -> None:
     x = np.zeros((0, 3))
     check_op(lambda x: x.sum(dim=0), x, dtype=dtype, label="sum_empty")
     check_op(lambda x: x.sum(), x, dtype=dtype, label="sum_all_empty")
+    check_op(lambda x: x.logsumexp(0), x, dtype=dtype, label="logsumexp_empty")  # -inf, no warning
+    check_op(lambda x: x.logsumexp(1, keepdim=True), x, dtype=dtype, label="logsumexp_empty_rows")
     with np.errstate(all="ignore"):
         check_op(lambda x: x.mean(dim=0), x, dtype=dtype, order=0, label="mean_empty")
         check_op(lambda x: x.mean(), x, dtype=dtype, order=0, label="mean_all_empty")
