@@ -39,7 +39,7 @@ extensions = [
 
 # ---- what is read: the guides, the walkthroughs and the two root pages ---------------
 root_doc = "docs/index"
-include_patterns = ["docs/**.md", "notebooks/*.ipynb", "CONTRIBUTING.md", "CHANGELOG.md"]
+include_patterns = ["docs/**.md", "notebooks/*.ipynb", "CONTRIBUTING.md", "DEVELOPERS.md", "CHANGELOG.md"]
 # pruned while walking the tree, so the build never descends into them
 exclude_patterns = [".*", "**/.*", "**/_build", "build", "dist", "spiraltorch_nb", "tests", "kernels",
                     "widgets", "benchmarks", "node_modules", "test-artifacts", "**/.ipynb_checkpoints",
