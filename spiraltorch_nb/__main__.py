@@ -69,8 +69,9 @@ def demo(epochs: int = 8, device: str = "cpu", seed: int = 0, out: Any = None) -
     say(f"trained {epochs} epochs in {elapsed:.1f} s; test accuracy {final['accuracy']:.3f}")
     summary = rec.summary().head(5)
     say("where the time went (top ops):")
+    width = max((len(op) for op in summary["op"]), default=0)
     for r in summary.iter_rows(named=True):
-        say(f"  {r['op']:<14s} {r['backend']:<5s} {r['count']:6d} calls  {r['share']:.1%} of op time")
+        say(f"  {r['op']:<{width}s}  {r['backend']:<5s} {r['count']:6d} calls  {r['share']:6.1%} of op time")
     return final
 
 
