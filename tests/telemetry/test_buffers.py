@@ -56,8 +56,12 @@ def test_recorder_memory_stays_bounded_over_many_events():
     rec.start()
     registry.set_dispatch_observer(None)  # the feed below is the only source of events
     try:
+        # the first events set up what stays: the ring's chunks, Polars' and the allocator's
+        # pools, the converter thread; after them, many more events must not grow the process
+        warm = N_EVENTS // 4
+        _op_rows(rec, warm)
         rss_before, _ = process_memory()
-        _op_rows(rec, N_EVENTS)
+        _op_rows(rec, N_EVENTS - warm, start=warm)
         rss_after, _ = process_memory()
         assert rec._ops_buf.rows_in_memory <= 50_000
         # rows wait for the converter thread, up to a bound
@@ -71,8 +75,8 @@ def test_recorder_memory_stays_bounded_over_many_events():
     assert ops["flops"][0] == 2 * 16 * 16 * 16
     # all rows kept would take ~100 MiB; the ring holds a few MiB
     assert ops.estimated_size() < 20 * 2**20
-    if rss_before is not None and rss_after is not None:
-        assert rss_after - rss_before < 60 * 2**20
+    if rss_before is not None and rss_after is not None:  # 300,000 more rows kept as tuples: ~90 MiB
+        assert rss_after - rss_before < 30 * 2**20, f"grew by {(rss_after - rss_before) / 2**20:.1f} MiB"
 
 
 def test_spilling_keeps_every_event_on_disk(tmp_path):
