@@ -1,7 +1,7 @@
 """Telemetry overhead on a training step: off, compiled in but inactive, active.
 
 The step: a 784-256-256-10 ReLU MLP, batch 128, cross-entropy, plain SGD written as
-``p -= lr * p.grad`` under ``st.no_grad()``. Three modes, measured round-robin in one
+``p -= lr * p.grad`` under ``st.no_grad()``. Four modes, measured round-robin in one
 run (A B C D A B C D ...), each sample the mean of ``--inner`` steps; an overhead is the
 median over rounds of the ratio to "off" in the same round (paired: drift of a shared
 machine's speed cancels):
