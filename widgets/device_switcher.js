@@ -14,6 +14,18 @@ function fmtMs(ms) {
   return ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(2)} ms`;
 }
 
+// Where the readout's figures come from, in words: "from telemetry" when both come from the
+// recorder, else each figure with its own source ("trainer events", "backend", "process RSS").
+function sourceText(r) {
+  const step = r.step_source;
+  const mem = r.memory_source;
+  if (step && step === mem) return `from ${step}`;
+  const parts = [];
+  if (step) parts.push(`step time from ${step}`);
+  if (mem) parts.push(`memory from ${mem}`);
+  return parts.join(" · ");
+}
+
 function el(tag, cls, text) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;
@@ -66,6 +78,13 @@ function render({ model, el: root }) {
         const mem = fmtBytes(r.memory_bytes);
         if (mem) parts.push(`${mem} in use`);
         card.append(el("div", "st-device-readout", parts.join(" · ")));
+        const src = sourceText(r);
+        if (src) {
+          const line = el("div", "st-device-readout-source", src);
+          line.dataset.step = r.step_source || "";
+          line.dataset.memory = r.memory_source || "";
+          card.append(line);
+        }
       }
       card.addEventListener("click", () => model.send({ action: "select", name: d.name }));
       list.append(card);

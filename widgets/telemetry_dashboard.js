@@ -19,6 +19,11 @@ const OVERLAY_STYLE = {
 const PANEL_ORDER = { loss: 0, accuracy: 1, lr: 3 };
 const PAD = { left: 52, right: 12, top: 14, bottom: 22 };
 const CHART_HEIGHT = 170;
+// epoch boundaries drawn per chart at most: beyond it they are thinned (evenly in pixels),
+// so hundreds of epochs read as a few labelled marks, not as a dense grid
+const MAX_EPOCH_LINES = 20;
+const LABEL_HEIGHT = 12;
+const LABEL_GAP = 4;
 
 function toF64(buf) {
   // Buffers arrive as DataView (JupyterLab) or ArrayBuffer; copy so the offset is aligned.
@@ -97,6 +102,46 @@ function lowerBound(arr, x) {
   return lo;
 }
 
+// Which overlay lines to draw and where their labels go. Device switches, errors and
+// events are always drawn; epoch boundaries are thinned to at most MAX_EPOCH_LINES,
+// spaced evenly in pixels. Labels never overlap: the other marks' labels take the first
+// free row (above the plot, then inside its top edge on a white backing) and epoch labels
+// are written only where the row above the plot is still free.
+function layoutOverlays(ctx, overlays, axis, sx, x0, x1, w, pw) {
+  const epochs = [];
+  const others = [];
+  for (const ov of overlays) {
+    const at = axis === "time" ? ov.t : ov.step;
+    if (at === null || at === undefined || at < x0 || at > x1) continue;
+    (ov.kind === "epoch" ? epochs : others).push({ ov, x: Math.round(sx(at)) + 0.5 });
+  }
+  const gap = Math.max(6, pw / MAX_EPOCH_LINES);
+  const shown = [];
+  let last = -Infinity;
+  for (const m of epochs) {
+    if (m.x - last >= gap) {
+      shown.push(m);
+      last = m.x;
+    }
+  }
+  const rowsY = [1, PAD.top + 2];
+  const taken = rowsY.map(() => []);
+  const free = (row, a, b) => taken[row].every(([l, r]) => b + LABEL_GAP <= l || a >= r + LABEL_GAP);
+  const placed = [];
+  const place = (m, rows) => {
+    const width = ctx.measureText(m.ov.label).width;
+    const lx = Math.max(PAD.left, Math.min(m.x + 2, w - width - 2));
+    const row = rows.find((r) => free(r, lx, lx + width));
+    if (row === undefined) return;
+    taken[row].push([lx, lx + width]);
+    placed.push({ ov: m.ov, lx, y: rowsY[row], width });
+  };
+  ctx.font = "10px system-ui, sans-serif";
+  for (const m of others) place(m, [0, 1]);
+  for (const m of shown) place(m, [0]);
+  return { lines: [...shown, ...others], placed, epochLines: shown.length };
+}
+
 // Draw one panel: curves, axes, overlay marks and the hover crosshair.
 function drawChart(canvas, seriesList, overlays, axis, hoverX) {
   const dpr = window.devicePixelRatio || 1;
@@ -149,49 +194,17 @@ function drawChart(canvas, seriesList, overlays, axis, hoverX) {
   ctx.strokeStyle = "#8c959f";
   ctx.strokeRect(PAD.left + 0.5, PAD.top + 0.5, pw, ph);
 
-  // overlays: epoch boundaries first (thinned when dense, so they stay a light grid), then
-  // device switches and other events on top, each with its label on a white backing
-  ctx.textAlign = "left";
-  ctx.textBaseline = "top";
-  const marks = [];
-  for (const ov of overlays) {
-    const at = axis === "time" ? ov.t : ov.step;
-    if (at === null || at === undefined || at < x0 || at > x1) continue;
-    marks.push({ ov, x: Math.round(sx(at)) + 0.5 });
-  }
-  let lastLine = -Infinity;
-  let lastLabelEnd = -Infinity;
-  for (const { ov, x } of marks) {
-    if (ov.kind !== "epoch" || x - lastLine < 6) continue;
-    const style = OVERLAY_STYLE.epoch;
-    ctx.strokeStyle = style.color;
-    ctx.setLineDash(style.dash);
-    ctx.beginPath(); ctx.moveTo(x, PAD.top); ctx.lineTo(x, PAD.top + ph); ctx.stroke();
-    lastLine = x;
-    const width = ctx.measureText(ov.label).width;
-    if (x + 2 > lastLabelEnd + 6 && x + 2 + width < w) {
-      ctx.fillStyle = style.color;
-      ctx.fillText(ov.label, x + 2, 1);
-      lastLabelEnd = x + 2 + width;
-    }
-  }
-  ctx.setLineDash([]);
-  for (const { ov, x } of marks) {
-    if (ov.kind === "epoch") continue;
+  // overlays: lines now (under the curves), labels after the curves (on top of them)
+  const labels = layoutOverlays(ctx, overlays, axis, sx, x0, x1, w, pw);
+  for (const { ov, x } of labels.lines) {
     const style = OVERLAY_STYLE[ov.kind] || OVERLAY_STYLE.event;
     ctx.strokeStyle = style.color;
-    ctx.lineWidth = 1.5;
+    ctx.lineWidth = ov.kind === "epoch" ? 1 : 1.5;
     ctx.setLineDash(style.dash);
     ctx.beginPath(); ctx.moveTo(x, PAD.top); ctx.lineTo(x, PAD.top + ph); ctx.stroke();
-    ctx.setLineDash([]);
-    ctx.lineWidth = 1;
-    const width = ctx.measureText(ov.label).width;
-    const lx = Math.min(x + 2, w - width - 2);
-    ctx.fillStyle = "rgba(255,255,255,0.9)";
-    ctx.fillRect(lx - 1, 0, width + 2, 12);
-    ctx.fillStyle = style.color;
-    ctx.fillText(ov.label, lx, 1);
   }
+  ctx.setLineDash([]);
+  ctx.lineWidth = 1;
 
   // curves (clipped to the plot area; NaN/inf leave gaps)
   ctx.save();
@@ -217,6 +230,20 @@ function drawChart(canvas, seriesList, overlays, axis, hoverX) {
   }
   ctx.restore();
   ctx.setLineDash([]);
+
+  ctx.textAlign = "left";
+  ctx.textBaseline = "top";
+  for (const { ov, lx, y, width } of labels.placed) {
+    const style = OVERLAY_STYLE[ov.kind] || OVERLAY_STYLE.event;
+    if (ov.kind !== "epoch") {
+      ctx.fillStyle = "rgba(255,255,255,0.9)";
+      ctx.fillRect(lx - 1, y - 1, width + 2, LABEL_HEIGHT);
+    }
+    ctx.fillStyle = style.color;
+    ctx.fillText(ov.label, lx, y);
+  }
+  canvas.dataset.epochLines = String(labels.epochLines);
+  canvas.dataset.labels = labels.placed.map((l) => l.ov.label).join("|");
 
   // hover: crosshair and the nearest value of each curve
   if (hoverX !== null && hoverX >= PAD.left && hoverX <= PAD.left + pw) {

@@ -150,7 +150,9 @@ class Coalescer:
 
     def poke(self) -> None:
         """Ask for a flush soon (within ``interval``); cheap enough to call on every event."""
-        self._wake.set()
+        wake = self._wake
+        if not wake.is_set():  # set() takes a lock and notifies: between flushes, one call does it
+            wake.set()
         if self._thread is None:
             self._start()
 

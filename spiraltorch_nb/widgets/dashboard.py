@@ -1,16 +1,20 @@
 """TelemetryDashboard: live metric curves, per-op time, memory, and event overlays.
 
-Data flow. The source (a :class:`~spiraltorch_nb.telemetry.Recorder`, or a training
-run handle) produces events on the plugin bus from the training thread:
-``telemetry.metric`` per logged value, ``trainer.*`` per stage. Each handler only appends
-to an in-memory :class:`~._series.DownsampledSeries` and pokes a :class:`~._base.Coalescer`.
-The coalescer's thread flushes at most ``1 / update_interval`` times per second (10 by
+Data flow. The source (a :class:`~spiraltorch_nb.telemetry.Recorder`, a
+:class:`~spiraltorch_nb.train.Trainer` or a training run handle) produces events on the
+plugin bus from the training thread: ``telemetry.metric`` per logged value,
+``trainer.*`` per stage. Each handler only appends to an in-memory
+:class:`~._series.DownsampledSeries` and pokes a :class:`~._base.Coalescer`. The
+coalescer's thread flushes at most ``1 / update_interval`` times per second (10 by
 default): one custom comm message carrying, per changed series, only the points the
 front end lacks as one float64 buffer, the new overlays and the status line; the op
-breakdown (a synced trait) changes at most once a second. Per-op times and memory samples are read from the recorder's
-frames by the same thread about once a second. So the comm carries a bounded number
-of messages and, thanks to the series' doubling downsampling, ``O(capacity * log n)``
-bytes for ``n`` steps, and the training thread pays a few microseconds per event.
+breakdown (a synced trait) changes at most once a second. Per-op times and memory
+samples are read from the recorder's frames by the same thread about once a second,
+only the rows added since the previous read (:class:`~._telemetry_source.TableTail`),
+so a poll costs the same at step 100,000 as at step 100. So the comm carries a bounded
+number of messages and, thanks to the series' doubling downsampling,
+``O(capacity * log n)`` bytes for ``n`` steps, and the training thread pays a few
+microseconds per event.
 
 >>> import spiraltorch_nb as st
 >>> rec = st.telemetry.record()
@@ -42,6 +46,7 @@ import traitlets
 
 from ._base import ActionWidget, Coalescer, WidgetError, subscribe_weak, widget_asset
 from ._series import DownsampledSeries, pack_points
+from ._telemetry_source import TableTail, find_recorder
 
 __all__ = ["TelemetryDashboard"]
 
@@ -84,33 +89,16 @@ def _panel_of(name: str) -> str:
     return name
 
 
-def _find_recorder(run: Any) -> Any:
-    """The telemetry Recorder attached to a run handle or its trainer, if any."""
-    from ..telemetry import Recorder
-
-    for owner in (run, getattr(run, "trainer", None)):
-        if owner is None:
-            continue
-        for attr in ("recorder", "telemetry"):
-            value = getattr(owner, attr, None)
-            if isinstance(value, Recorder):
-                return value
-        for cb in getattr(owner, "callbacks", None) or []:
-            cb = getattr(cb, "target", cb)  # a CallbackAdapter around a plain object
-            if isinstance(cb, Recorder):
-                return cb
-    return None
-
-
 class TelemetryDashboard(ActionWidget):
     """Live charts of a recorder or a training run: metrics, op time, memory, overlays.
 
     Parameters
     ----------
-    source : Recorder or training run handle
-        What to watch. A run handle's recorder (a ``Recorder`` among its trainer's
-        callbacks) is used when present; otherwise the trainer's step and epoch events
-        provide the metrics.
+    source : Recorder, Trainer or training run handle
+        What to watch. A Trainer's or a run handle's recorder (a ``Recorder`` among the
+        trainer's callbacks) is used when present; otherwise the trainer's step and epoch
+        events provide the metrics. A Trainer may be watched before its fit starts, and
+        across fits.
     update_interval : float
         Seconds between front-end updates at most (0.1: ten per second).
     capacity : int
@@ -122,7 +110,9 @@ class TelemetryDashboard(ActionWidget):
     ----------
     overlays : list of dict
         Marks on the curves: ``kind`` (epoch, device, error, event, note), ``label``,
-        ``step``, ``t`` (seconds since the recording started), ``topic``.
+        ``step``, ``t`` (seconds since the recording started), ``topic``; epoch marks
+        also carry ``epoch``, numbered from 1 like the status line (``"epoch 1"`` marks
+        the start of the trainer's epoch 0).
     op_breakdown : list of dict
         The ops that took the most time: ``op``, ``backend``, ``total_ms``, ``count``, ``share``.
     status : str
@@ -144,18 +134,24 @@ class TelemetryDashboard(ActionWidget):
     def __init__(self, source: Any, *, update_interval: float = 0.1, capacity: int = 2048,
                  events: tuple[str, ...] = (), title: str = "Telemetry", **kwargs: Any) -> None:
         from ..telemetry import Recorder
+        from ..train.trainer import Trainer
 
         if not isinstance(update_interval, int | float) or update_interval < 0.02:
             raise WidgetError(f"update_interval is in seconds and at least 0.02 (50 updates/s); got {update_interval!r}")
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 16 or capacity % 2:
             raise WidgetError(f"capacity is an even number of points per curve, at least 16; got {capacity!r}")
+        self._run: Any = None
+        self._trainer: Any = None
         if isinstance(source, Recorder):
-            self._run, self._rec = None, source
+            self._rec = source
+        elif isinstance(source, Trainer):
+            self._trainer, self._rec = source, find_recorder(source)
         elif source is not None and hasattr(source, "trainer") and hasattr(source, "history"):
-            self._run, self._rec = source, _find_recorder(source)
+            self._run, self._trainer, self._rec = source, source.trainer, find_recorder(source)
         else:
-            raise WidgetError(f"TelemetryDashboard watches a Recorder (st.telemetry.record()) or the handle "
-                              f"returned by Trainer.fit(..., background=True); got {type(source).__name__}")
+            msg = (f"TelemetryDashboard watches a Recorder (st.telemetry.record()), a Trainer, or the handle "
+                   f"returned by Trainer.fit(..., background=True); got {type(source).__name__}")
+            raise WidgetError(msg)
         self._messages = 0  # set before the base class sends its first state message
         self._bytes = 0
         self._subscriptions: list[Any] = []
@@ -167,13 +163,13 @@ class TelemetryDashboard(ActionWidget):
         self._overlays_reset = False
         self._overlay_keys: set[tuple] = set()
         self._op_totals: dict[tuple[str, str], list[float]] = {}
-        self._last_op_seq = -1
-        self._last_mem_ns = -1
+        self._poll_lock = threading.Lock()  # one reader of the recorder's tables at a time
+        self._ops_tail = TableTail(self._rec, "ops") if self._rec is not None else None
+        self._mem_tail = TableTail(self._rec, "memory") if self._rec is not None else None
         self._last_poll = 0.0
         self._status_time = 0.0
         self._history_until_ns = -1
         self._history_until_step = -1
-        self._trainer = getattr(self._run, "trainer", None)
         self._last_step: int | None = None
         self._epoch: Any = None
         self._state = "waiting"
@@ -191,8 +187,10 @@ class TelemetryDashboard(ActionWidget):
     # ---- public API -----------------------------------------------------------------
     @property
     def source(self) -> Any:
-        """The recorder or run handle being watched."""
-        return self._run if self._run is not None else self._rec
+        """The recorder, trainer or run handle being watched."""
+        if self._run is not None:
+            return self._run
+        return self._trainer if self._trainer is not None else self._rec
 
     @property
     def series_names(self) -> list[str]:
@@ -239,7 +237,7 @@ class TelemetryDashboard(ActionWidget):
         if self._rec is not None:
             self._rec.to_parquet(out)
             written["frames"] = out
-        history = getattr(self._run, "history", None) if self._run is not None else None
+        history = self._history_frame()
         if history is not None and hasattr(history, "write_parquet"):
             history.write_parquet(out / "history.parquet")
             written["frames"] = out
@@ -274,21 +272,36 @@ class TelemetryDashboard(ActionWidget):
         ops = self.op_breakdown
         fig.add_trace(go.Bar(x=[o["total_ms"] for o in ops], y=[f"{o['op']} · {o['backend']}" for o in ops],
                              orientation="h", name="op time"), row=rows, col=1)
-        for ov in self.overlays:
+        # one shape per mark and metric panel, set at once: add_vline copies every shape so far on each
+        # call, which takes minutes for the hundreds of marks of a long run
+        shapes = []
+        for ov in _figure_overlays(self.overlays):
             for row in range(1, len(metric_panels) + 1):
-                if ov.get("step") is not None:
-                    fig.add_vline(x=ov["step"], line_dash="dot", line_color=_OVERLAY_COLORS.get(ov["kind"], "#888"),
-                                  row=row, col=1)
+                axis = "" if row == 1 else str(row)
+                shapes.append({"type": "line", "xref": f"x{axis}", "yref": f"y{axis} domain", "x0": ov["step"],
+                               "x1": ov["step"], "y0": 0, "y1": 1, "line": {
+                                   "dash": "dot", "width": 1, "color": _OVERLAY_COLORS.get(ov["kind"], "#888")}})
         if not memory_keys:
             fig.add_annotation(text="no memory samples", showarrow=False, row=rows - 1, col=1)
-        fig.update_layout(height=260 * rows, title=self.title, showlegend=True)
+        fig.update_layout(height=260 * rows, title=self.title, showlegend=True, shapes=shapes)
         return fig
 
     # ---- subscriptions and history --------------------------------------------------
     def _is_live(self) -> bool:
         if self._run is not None:
             return not bool(getattr(self._run, "done", False))
-        return bool(self._rec is not None and self._rec.active)
+        recording = bool(self._rec is not None and self._rec.active)
+        if self._trainer is not None:
+            return recording or bool(self._trainer.progress.get("running"))
+        return recording
+
+    def _history_frame(self) -> Any:
+        """The trainer's history as a Polars frame (None for a bare recorder)."""
+        if self._run is not None:
+            return getattr(self._run, "history", None)
+        if self._trainer is not None:
+            return getattr(getattr(self._trainer, "history", None), "history", None)
+        return None
 
     def _subscribe(self, extra: tuple[str, ...]) -> None:
         from ..plugins import global_registry
@@ -328,9 +341,9 @@ class TelemetryDashboard(ActionWidget):
                 if steps.len():
                     self._last_step = _as_int(steps.max())
             self._poll_frames(force=True)
-            self._state = "recording" if rec.active else "stopped"
-        elif self._run is not None:
-            self._load_run_history(self._run.history)
+            self._state = "recording" if rec.active else ("stopped" if frame.height else "waiting")
+        elif self._trainer is not None:
+            self._load_run_history(self._history_frame())
 
     def _load_run_history(self, frame: Any) -> None:
         """A Trainer's long history: per-step train rows and per-epoch validation rows."""
@@ -437,8 +450,8 @@ class TelemetryDashboard(ActionWidget):
         if value is None or value == self._epoch:
             return
         self._epoch = value
-        label = f"{name} {int(value) if _is_number(value) and float(value).is_integer() else value}"
-        self._add_overlay("epoch", label, step=step, topic=f"metric.{name}")
+        number = _ordinal(value)
+        self._add_overlay("epoch", f"{name} {number}", step=step, topic=f"metric.{name}", epoch=number)
 
     def _now_s(self) -> float:
         rec = self._rec
@@ -446,14 +459,14 @@ class TelemetryDashboard(ActionWidget):
             return (time.perf_counter_ns() - rec.t0_ns) / 1e9
         return time.time() - self._wall_t0
 
-    def _add_overlay(self, kind: str, label: str, step: Any = None, topic: str = "") -> None:
+    def _add_overlay(self, kind: str, label: str, step: Any = None, topic: str = "", **extra: Any) -> None:
         with self._lock:
             s = int(step) if step is not None and _is_number(step) else self._last_step
             key = (kind, label, s)
             if key in self._overlay_keys:
                 return
             self._overlay_keys.add(key)
-            mark = {"kind": kind, "label": label, "step": s, "t": round(self._now_s(), 4), "topic": topic}
+            mark = {"kind": kind, "label": label, "step": s, "t": round(self._now_s(), 4), "topic": topic, **extra}
             marks = [*self.overlays, mark]
             if len(marks) > MAX_OVERLAYS:
                 marks = _thin_overlays(marks, MAX_OVERLAYS)
@@ -463,27 +476,30 @@ class TelemetryDashboard(ActionWidget):
 
     # ---- polling the recorder's frames ----------------------------------------------
     def _poll_frames(self, force: bool = False) -> bool:
-        """Fold new op rows and memory samples into the op totals and memory series."""
+        """Fold the op rows and memory samples recorded since the last poll into the op totals and memory series.
+
+        Only new rows are read (:class:`TableTail`), so a poll costs the same late in a long
+        run as early on.
+        """
         rec = self._rec
         now = time.monotonic()
-        if rec is None or (not force and now - self._last_poll < 1.0):
+        ops_tail, mem_tail = self._ops_tail, self._mem_tail
+        if rec is None or ops_tail is None or mem_tail is None or (not force and now - self._last_poll < 1.0):
             return False
         self._last_poll = now
+        with self._poll_lock:  # a flush from the notebook and the update thread may poll at once
+            ops = ops_tail.read()
+            mem = mem_tail.read()
         changed = False
-        ops = rec.scan("ops").filter(pl.col("seq") > self._last_op_seq)
-        agg = (ops.group_by("op", "backend")
-               .agg(pl.col("duration_ns").sum().alias("ns"), pl.len().alias("n"), pl.col("seq").max().alias("seq"))
-               .collect())
-        if agg.height:
-            self._last_op_seq = max(self._last_op_seq, _as_int(agg["seq"].max()))
-            for op, backend, ns, n, _seq in agg.iter_rows():
-                tot = self._op_totals.setdefault((op, backend), [0.0, 0])
-                tot[0] += (ns or 0) / 1e6
-                tot[1] += n
+        if ops.height:
+            agg = ops.group_by("op", "backend").agg(pl.col("duration_ns").sum().alias("ns"), pl.len().alias("n"))
+            with self._lock:
+                for op, backend, ns, n in agg.iter_rows():
+                    tot = self._op_totals.setdefault((op, backend), [0.0, 0])
+                    tot[0] += (ns or 0) / 1e6
+                    tot[1] += n
             changed = True
-        mem = rec.scan("memory").filter(pl.col("time_ns") > self._last_mem_ns).collect()
         if mem.height:
-            self._last_mem_ns = _as_int(mem["time_ns"].max())
             t0 = rec.t0_ns
             with self._lock:
                 for (device,), part in mem.sort("time_ns").group_by("device", maintain_order=True):
@@ -508,13 +524,13 @@ class TelemetryDashboard(ActionWidget):
         if self._last_step is not None:
             parts.append(f"step {self._last_step}")
         state = self._state
-        if self._run is not None:
-            progress = self._run.progress
+        if self._trainer is not None:
+            progress = self._run.progress if self._run is not None else self._trainer.progress
             if progress.get("epochs"):
                 parts.append(f"epoch {progress.get('epoch', 0) + 1}/{progress['epochs']}")
             if progress.get("device"):
                 parts.append(f"on {progress['device']}")
-            if self._run.done:
+            if self._run is not None and self._run.done:
                 stopped = bool(getattr(self._trainer, "stopped", False))
                 state = "stopped" if stopped else "done"
                 failure = getattr(self._run, "exception", None)
@@ -525,7 +541,7 @@ class TelemetryDashboard(ActionWidget):
                     self._add_overlay("event", "stopped" if stopped else "fit end", topic="trainer.fit_end")
         else:
             if self._epoch is not None:
-                parts.append(f"epoch {self._epoch}")
+                parts.append(f"epoch {_ordinal(self._epoch)}")
             if self._rec is not None:
                 state = "recording" if self._rec.active else ("stopped" if self._state != "waiting" else "waiting")
         parts.append(state)
@@ -616,6 +632,28 @@ class TelemetryDashboard(ActionWidget):
 def _as_int(value: Any) -> int:
     """A frame aggregate (typed loosely by Polars) as an int."""
     return int(value)
+
+
+def _ordinal(epoch: Any) -> Any:
+    """An epoch index (0-based, as the trainer counts) as people count it: 0 -> 1; non-integers as they are."""
+    if _is_number(epoch) and float(epoch).is_integer():
+        return int(epoch) + 1
+    return epoch
+
+
+#: epoch marks drawn in the exported figure at most (every mark stays in ``overlays.json``)
+FIGURE_EPOCH_MARKS = 40
+
+
+def _figure_overlays(overlays: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The marks the figure draws: every mark with a step, epoch marks thinned to ``FIGURE_EPOCH_MARKS``."""
+    marks = [o for o in overlays if o.get("step") is not None]
+    epochs = [o for o in marks if o["kind"] == "epoch"]
+    if len(epochs) <= FIGURE_EPOCH_MARKS:
+        return marks
+    every = -(-len(epochs) // FIGURE_EPOCH_MARKS)
+    keep = {id(o) for o in epochs[::every]}
+    return [o for o in marks if o["kind"] != "epoch" or id(o) in keep]
 
 
 def _thin_overlays(overlays: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:

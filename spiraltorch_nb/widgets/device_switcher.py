@@ -8,6 +8,8 @@ DeviceSwitcher(current='cpu', devices=3)
 ('cpu', True)
 >>> sw.select("cpu"), sw.current, sw.error
 (True, 'cpu', '')
+>>> sw.status
+'already on cpu; nothing to move'
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ import traitlets
 
 from ..device import DEVICE_TYPES, Device, describe_device, get_default_device, set_default_device
 from ..errors import DeviceError
-from ._base import ActionWidget, Coalescer, subscribe_weak, widget_asset
+from ._base import ActionWidget, Coalescer, WidgetError, subscribe_weak, widget_asset
+from ._telemetry_source import TableTail, find_recorder
 
 __all__ = ["DeviceSwitcher"]
 
 #: trainer topics the switcher listens to (on the trainer's own event bus)
 _TOPICS = {"trainer.device_changed": "_on_device_changed", "trainer.device_change_failed": "_on_device_change_failed",
            "trainer.step_end": "_on_step_end", "trainer.fit_end": "_on_fit_end"}
+#: seconds between two reads of the recorder's memory table
+_MEMORY_POLL = 1.0
 
 
 def _fmt_bytes(n: Any) -> str:
@@ -78,8 +83,16 @@ def list_devices() -> list[dict[str, Any]]:
     return sorted(out, key=lambda d: not d["available"])
 
 
-def _memory_in_use(name: str) -> int | None:
-    """Bytes in use on a started device: the backend's own count, or the process RSS for cpu."""
+#: where a readout figure comes from (shown in the widget)
+SOURCE_TELEMETRY = "telemetry"
+SOURCE_TRAINER = "trainer events"
+SOURCE_BACKEND = "backend"
+SOURCE_RSS = "process RSS"
+
+
+def _memory_in_use(name: str) -> tuple[int | None, str | None]:
+    """Bytes in use on a started device and where the figure comes from: the backend's own
+    count, or the process RSS for cpu; ``(None, None)`` for a device not started."""
     from ..backends import loaded_backends
 
     for be in loaded_backends():
@@ -89,14 +102,14 @@ def _memory_in_use(name: str) -> int | None:
         if callable(stats):
             try:
                 value = (stats() or {}).get("allocated_bytes")
-                return None if value is None else int(value)
+                return (None, None) if value is None else (int(value), SOURCE_BACKEND)
             except Exception:
-                return None
+                return None, None
         if be.name == "cpu":
             from ..telemetry.recorder import process_memory
 
-            return process_memory()[0]
-    return None
+            return process_memory()[0], SOURCE_RSS
+    return None, None
 
 
 class DeviceSwitcher(ActionWidget):
@@ -114,6 +127,12 @@ class DeviceSwitcher(ActionWidget):
         requested from the trainer and applied at the next step boundary; the widget
         shows it as pending until the trainer publishes ``trainer.device_changed`` (or
         ``trainer.device_change_failed``).
+    recorder : Recorder, optional
+        Where the readout's figures come from: the time between the recorder's logged
+        steps (its ``telemetry.metric`` events) and its memory samples (``rec.memory``).
+        By default the recorder among the run's trainer callbacks, if any. Without one,
+        the step time is the widget's own clock between ``trainer.step_end`` events and
+        memory is read from the backend (process RSS for cpu).
 
     Attributes
     ----------
@@ -126,7 +145,9 @@ class DeviceSwitcher(ActionWidget):
     error : str
         Why the last switch failed ("" after a successful one).
     readout : dict
-        Per available device: ``step_ms`` (last training step), ``steps``, ``memory_bytes``.
+        Per available device: ``step_ms`` (last training step), ``steps``, ``memory_bytes``,
+        and where they come from: ``step_source`` ("telemetry" or "trainer events") and
+        ``memory_source`` ("telemetry", "backend" or "process RSS"), None where unknown.
     """
 
     _esm = widget_asset("device_switcher.js")
@@ -139,7 +160,14 @@ class DeviceSwitcher(ActionWidget):
     status = traitlets.Unicode("").tag(sync=True)
     readout = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, model: Any = None, optimizer: Any = None, run: Any = None, **kwargs: Any) -> None:
+    def __init__(self, model: Any = None, optimizer: Any = None, run: Any = None, *, recorder: Any = None,
+                 **kwargs: Any) -> None:
+        from ..telemetry import Recorder
+
+        if recorder is not None and not isinstance(recorder, Recorder):
+            msg = (f"DeviceSwitcher(recorder=...) takes a telemetry Recorder (st.telemetry.record()); "
+                   f"got {type(recorder).__name__}")
+            raise WidgetError(msg)
         self._subscriptions: list[Any] = []
         super().__init__(**kwargs)
         trainer = getattr(run, "trainer", None)
@@ -147,8 +175,17 @@ class DeviceSwitcher(ActionWidget):
         self._model = model if model is not None else getattr(trainer, "model", None)
         self._optimizer = optimizer if optimizer is not None else getattr(trainer, "optimizer", None)
         self._run = run
+        self._rec = recorder if recorder is not None else (find_recorder(run) if run is not None else None)
+        self._select_lock = threading.RLock()
+        # the readout: per device, from the trainer's events and from telemetry
         self._steps: dict[str, dict[str, Any]] = {}
         self._last_step_time: float | None = None
+        self._tel_steps: dict[str, dict[str, Any]] = {}
+        self._tel_last: tuple[int, int, str] | None = None  # (step, time_ns, device) of the last new step
+        self._tel_memory: dict[str, int] = {}
+        self._mem_tail = TableTail(self._rec, "memory") if self._rec is not None else None
+        self._mem_lock = threading.Lock()
+        self._mem_polled = -_MEMORY_POLL
         self._readout_flusher = Coalescer(self._flush_readout, interval=0.25, name="spiraltorch-device-readout")
         self.devices = list_devices()
         self.current = self._where()
@@ -156,7 +193,16 @@ class DeviceSwitcher(ActionWidget):
             bus = trainer.events
             for topic, method in _TOPICS.items():
                 self._subscriptions.append(subscribe_weak(bus, topic, self, method))
+        if self._rec is not None:
+            from ..plugins import global_registry
+
+            self._subscriptions.append(subscribe_weak(global_registry().events, "telemetry.metric", self, "_on_metric"))
         self._flush_readout()
+
+    @property
+    def recorder(self) -> Any:
+        """The telemetry Recorder the readout comes from (None: trainer events and backend counts)."""
+        return self._rec
 
     def _where(self) -> str:
         if self._trainer is not None:
@@ -170,25 +216,55 @@ class DeviceSwitcher(ActionWidget):
     def select(self, name: str) -> bool:
         """Switch to device ``name``; True when done (or requested from a running trainer).
 
-        A failure never raises: it is shown in :attr:`error` and the model stays where it was.
+        Selecting the device everything is on already moves nothing and leaves no switch
+        pending (a pending switch to another device is cancelled). A failure never raises:
+        it is shown in :attr:`error` and the model stays where it was.
         """
         try:
             dev = str(Device(name))
         except DeviceError as exc:
             self.error = str(exc)
             return False
-        entry = next((d for d in self.devices if d["name"] == dev), None) or _device_entry(dev)
-        if not entry["available"]:
-            self.error = f"cannot switch to {dev}: {entry['reason']}. Everything stays on {self.current}."
-            return False
-        if self._trainer is not None:
-            return self._request_from_trainer(dev)
-        return self._move_now(dev)
+        with self._select_lock:
+            if dev == self._where():
+                return self._stay(dev)
+            entry = next((d for d in self.devices if d["name"] == dev), None) or _device_entry(dev)
+            if not entry["available"]:
+                self.error = f"cannot switch to {dev}: {entry['reason']}. Everything stays on {self.current}."
+                return False
+            if self._trainer is not None:
+                return self._request_from_trainer(dev)
+            return self._move_now(dev)
 
     def refresh(self) -> None:
-        """Probe the devices again and update the readout."""
+        """Probe the devices again and update the readout (reading the recorder's newest memory samples)."""
         self.devices = list_devices()
-        self._flush_readout()
+        self._flush_readout(force=True)
+
+    def _stay(self, dev: str) -> bool:
+        """The selected device is where everything is: nothing moves, nothing stays pending."""
+        cancelled = self.pending
+        if cancelled and self._trainer is not None:
+            try:
+                # the trainer keeps one request: asking for the current device replaces the
+                # pending one, and moving to where it already is does nothing
+                self._trainer.request_device(dev)
+            except Exception as exc:
+                self.error = f"could not cancel the pending switch to {cancelled}: {type(exc).__name__}: {exc}"
+                return False
+        try:
+            if str(get_default_device()) != dev:
+                set_default_device(dev)
+        except Exception as exc:
+            self.error = f"everything is on {dev} but the default device could not follow: {exc}"
+            return False
+        status = f"already on {dev}; " + (f"the switch to {cancelled} is cancelled" if cancelled else "nothing to move")
+        with self.hold_sync():
+            self.error = ""
+            self.pending = ""
+            self.current = dev
+            self.status = status
+        return True
 
     def _move_now(self, dev: str) -> bool:
         from ..train._relocate import relocate
@@ -215,25 +291,36 @@ class DeviceSwitcher(ActionWidget):
 
     def _request_from_trainer(self, dev: str) -> bool:
         trainer: Any = self._trainer
+        # pending is shown before asking: the trainer may apply the switch (and publish
+        # trainer.device_changed, which clears it) before request_device returns
+        with self.hold_sync():
+            self.error = ""
+            self.pending = dev
+            self.status = f"switch to {dev} requested; it happens at the next training step"
         try:
             record = trainer.request_device(dev)
         except Exception as exc:
-            self.error = f"the trainer refused the switch to {dev}: {type(exc).__name__}: {exc}"
+            with self.hold_sync():
+                self.pending = ""
+                self.status = ""
+                self.error = f"the trainer refused the switch to {dev}: {type(exc).__name__}: {exc}"
             return False
         if record is None:  # a fit is running: the trainer moves at the next step boundary
-            with self.hold_sync():
-                self.error = ""
-                self.pending = dev
-                self.status = f"switch to {dev} requested; it happens at the next training step"
             return True
         if not record.get("ok", True):
             err = record.get("error")
-            self.error = f"could not move to {dev}: {type(err).__name__}: {err}. Everything stays on {self.current}."
+            with self.hold_sync():
+                self.pending = ""
+                self.status = ""
+                self.error = f"could not move to {dev}: {type(err).__name__}: {err}. Everything stays on {self.current}."
             return False
         try:
             set_default_device(dev)
         except Exception as exc:
-            self.error = f"the model moved to {dev} but the default device could not follow: {exc}"
+            with self.hold_sync():
+                self.pending = ""
+                self.current = self._where()
+                self.error = f"the model moved to {dev} but the default device could not follow: {exc}"
             return False
         self._switched(dev, f"moved {record.get('moved', 0)} tensors to {dev}")
         return True
@@ -279,10 +366,33 @@ class DeviceSwitcher(ActionWidget):
         self._last_step_time = now
         self._readout_flusher.poke()
 
+    def _on_metric(self, event: Any) -> None:
+        """A value the recorder logged: the first one of each new step times the step before it."""
+        from ..telemetry import active_recorder
+
+        active = active_recorder()
+        if active is not None and active is not self._rec:
+            return  # another recorder's metrics
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        step, t_ns = payload.get("step"), payload.get("time_ns")
+        if not isinstance(step, int) or not isinstance(t_ns, int) or payload.get("name") == "epoch":
+            return  # an epoch number is logged as the epoch starts, not when a step ends
+        last = self._tel_last
+        if last is not None and step <= last[0]:
+            return  # another value of the same step (or validation, logged at the last step)
+        dev = str(self._trainer.device) if self._trainer is not None else self.current
+        entry = self._tel_steps.setdefault(dev, {"steps": 0, "step_ms": None})
+        entry["steps"] += 1
+        if last is not None and last[2] == dev:  # the step right after a switch includes the move
+            entry["step_ms"] = (t_ns - last[1]) / 1e6 / (step - last[0])
+        self._tel_last = (step, t_ns, dev)
+        self._readout_flusher.poke()
+
     def _on_fit_end(self, event: Any) -> None:
         if not self._is_ours(event.payload):
             return
         self._last_step_time = None
+        self._tel_last = None  # the next fit's first step does not time the pause in between
         self._readout_flusher.poke()
         if self.pending and self._run is not None:
             # the fit ended before its next step boundary: apply the switch once the run is done
@@ -293,22 +403,53 @@ class DeviceSwitcher(ActionWidget):
         deadline = time.monotonic() + 30.0
         while not run.done and time.monotonic() < deadline:
             time.sleep(0.01)
-        if self.pending and run.done:
-            self._request_from_trainer(self.pending)
+        with self._select_lock:
+            if self.pending and run.done:
+                self._request_from_trainer(self.pending)
 
-    def _flush_readout(self) -> None:
+    # ---- the readout ----------------------------------------------------------------
+    def _poll_memory(self, force: bool = False) -> None:
+        """Fold the recorder's memory samples taken since the last poll into the last value per device."""
+        tail = self._mem_tail
+        now = time.monotonic()
+        if tail is None or (not force and now - self._mem_polled < _MEMORY_POLL):
+            return
+        with self._mem_lock:
+            self._mem_polled = now
+            frame = tail.read()
+        if not frame.height:
+            return
+        latest = (frame.drop_nulls("allocated_bytes").sort("time_ns")
+                  .group_by("device", maintain_order=True).last())
+        for backend, device, alloc in latest.select("backend", "device", "allocated_bytes").iter_rows():
+            # the device list names a device "wgpu" or "cuda:1"; the table says both
+            self._tel_memory[device] = self._tel_memory[backend] = int(alloc)
+
+    def _flush_readout(self, force: bool = False) -> None:
+        try:
+            self._poll_memory(force)
+        except Exception:  # an unreadable memory table costs the telemetry figure, not the widget
+            self._mem_tail = None
         out = {}
         for d in self.devices:
             if not d["available"]:
                 continue
-            steps = self._steps.get(d["name"], {})
-            out[d["name"]] = {"step_ms": steps.get("step_ms"), "steps": steps.get("steps", 0),
-                              "memory_bytes": _memory_in_use(d["name"])}
+            name = d["name"]
+            steps, step_source = self._tel_steps.get(name), SOURCE_TELEMETRY
+            if steps is None:
+                steps, step_source = self._steps.get(name), SOURCE_TRAINER
+            memory: int | None = self._tel_memory.get(name)
+            memory_source: str | None = SOURCE_TELEMETRY
+            if memory is None:
+                memory, memory_source = _memory_in_use(name)
+            out[name] = {"step_ms": (steps or {}).get("step_ms"), "steps": (steps or {}).get("steps", 0),
+                         "memory_bytes": memory, "step_source": step_source if steps else None,
+                         "memory_source": memory_source if memory is not None else None}
         self.readout = out
 
     # ---- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
-        """Stop listening to the trainer and close the front end."""
+        """Stop listening to the trainer and the recorder, and close the front end."""
         for sub in getattr(self, "_subscriptions", ()):
             sub.unsubscribe()
         self._subscriptions = []

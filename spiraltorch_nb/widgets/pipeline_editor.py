@@ -13,6 +13,8 @@ the stage and field that is wrong (:attr:`PipelineEditor.errors`).
 1
 >>> ed.config["stages"][0]
 {'name': 'linear', 'params': {'in_features': 4, 'out_features': 8}}
+>>> ed.config["input_shape"]
+[2, 4]
 >>> [s["output_shape"] for s in ed.shapes]
 [[2, 8], [2, 8]]
 >>> ed.set_param(0, "out_features", "eight")
@@ -179,7 +181,12 @@ class PipelineEditor(ActionWidget):
     # ---- loading --------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: dict[str, Any], registry: Any = None, input_shape: Any = None) -> PipelineEditor:
-        """An editor holding ``config``'s stages (bad stages load too, with their errors shown)."""
+        """An editor holding ``config``'s stages (bad stages load too, with their errors shown).
+
+        ``config`` is ``PipelineBuilder.to_config()``'s format (or its JSON text); its
+        ``"input_shape"``, when present, is the editor's input shape unless ``input_shape``
+        is given. So ``PipelineEditor.from_config(c).config == c`` for a builder's config.
+        """
         from ..nn.discovery import PipelineError
 
         if isinstance(config, str):
@@ -187,6 +194,8 @@ class PipelineEditor(ActionWidget):
         if not isinstance(config, dict) or not isinstance(config.get("stages"), list):
             raise PipelineError("a pipeline config is an object with a 'stages' list, e.g. "
                                 "{'version': 1, 'stages': [{'name': 'linear', 'params': {...}}]}", field="stages")
+        if input_shape is None:
+            input_shape = config.get("input_shape")
         editor = cls(registry=registry, input_shape=input_shape)
         stages = []
         for i, stage in enumerate(config["stages"]):
@@ -229,9 +238,11 @@ class PipelineEditor(ActionWidget):
         return cls.from_config({"version": 1, "stages": stages}, registry=reg, input_shape=input_shape)
 
     # ---- editing (never raises for configuration problems) ---------------------------
-    def add_stage(self, name: str, index: int | None = None, **params: Any) -> int:
-        """Insert a stage (at the end by default); returns its index.
+    def add_stage(self, name: str, index: int | None = None, /, **params: Any) -> int:
+        """Add stage ``name`` with ``params`` (at the end, or before position ``index``); returns its index.
 
+        ``name`` and ``index`` are positional-only, so every keyword is a module parameter,
+        even one called ``name`` or ``index``: ``ed.add_stage("gelu", 1)`` inserts at 1.
         Missing input sizes (``in_features``, ``in_channels``, ...) are filled from the
         previous stage's inferred output when an input shape is set.
         """
@@ -308,8 +319,11 @@ class PipelineEditor(ActionWidget):
     # ---- the result -----------------------------------------------------------------
     @property
     def config(self) -> dict[str, Any]:
-        """The JSON config, the same format as ``PipelineBuilder.to_config()``."""
-        return {"version": 1, "stages": copy.deepcopy(list(self.stages))}
+        """The JSON config, the same format as ``PipelineBuilder.to_config()`` (with ``input_shape`` when one is set)."""
+        config: dict[str, Any] = {"version": 1, "stages": copy.deepcopy(list(self.stages))}
+        if self.input_shape is not None:
+            config["input_shape"] = list(self.input_shape)
+        return config
 
     def builder(self) -> Any:
         """A :class:`PipelineBuilder` holding this config (raises ``PipelineError`` if it is invalid)."""
@@ -323,7 +337,7 @@ class PipelineEditor(ActionWidget):
 
     # ---- internals ------------------------------------------------------------------
     def _front_add(self, name: str, index: int | None = None) -> None:
-        self.add_stage(name, index=index)
+        self.add_stage(name, index)
 
     def _check_index(self, i: Any, allow_end: bool = False) -> int:
         n = len(self.stages)

@@ -168,7 +168,10 @@ def test_overlays_mark_epochs_events_and_notes(dash: TelemetryDashboard) -> None
     dash.add_overlay("lr drop", step=12)
     dash.flush()
     kinds = [(o["kind"], o["label"], o["step"]) for o in dash.overlays]
-    assert ("epoch", "epoch 0", 0) in kinds and ("epoch", "epoch 1", 10) in kinds and ("epoch", "epoch 2", 20) in kinds
+    # epochs are counted from 1, as the status line counts them: the trainer's epoch 0 is "epoch 1"
+    assert ("epoch", "epoch 1", 0) in kinds and ("epoch", "epoch 2", 10) in kinds and ("epoch", "epoch 3", 20) in kinds
+    assert [o["epoch"] for o in dash.overlays if o["kind"] == "epoch"] == [1, 2, 3]
+    assert dash.status.startswith("step 29 · epoch 3")
     assert ("note", "lr drop", 12) in kinds
     for epoch in range(3, 2 * MAX_OVERLAYS):  # a long run: epoch marks are thinned, others kept
         publish_metric(epoch * 10, "epoch", epoch)
@@ -187,7 +190,7 @@ def test_front_end_errors_never_raise(dash: TelemetryDashboard) -> None:
 
 
 def test_rejects_other_sources() -> None:
-    with pytest.raises(WidgetError, match="Recorder"):
+    with pytest.raises(WidgetError, match="a Recorder .*, a Trainer, or the handle .*; got list"):
         TelemetryDashboard([1, 2, 3])
 
 
@@ -219,7 +222,7 @@ def test_run_handle_without_recorder_uses_trainer_events() -> None:
         assert d.points("loss")[0].tolist() == [float(s) for s in range(1, 13)]
         assert len(d.points("val_loss")[0]) == 3
         epochs = [o["label"] for o in d.overlays if o["kind"] == "epoch"]
-        assert epochs == ["epoch 0", "epoch 1", "epoch 2"]
+        assert epochs == ["epoch 1", "epoch 2", "epoch 3"]
         assert d.status.endswith("done") and "epoch 3/3" in d.status
         assert repr(d) == "TelemetryDashboard(source=FitHandle)"
     finally:
@@ -298,3 +301,89 @@ def test_fit_end_is_marked_once_whether_attached_before_or_after_the_end(attach:
         assert ends == [("fit end", trainer.global_step)]
     finally:
         d.close()
+
+
+def test_trainer_source_with_a_recorder_watched_before_and_across_fits(tmp_path) -> None:
+    rec = st.telemetry.record()
+    trainer, (train, val) = _fit(2, callbacks=(rec,))
+    d = TelemetryDashboard(trainer)  # before any fit: waiting, and listening
+    try:
+        assert repr(d) == "TelemetryDashboard(source=Trainer)" and d.source is trainer
+        assert d.status == "on cpu · waiting" and d.series_names == []
+        trainer.fit(train, val, epochs=2)  # in the foreground: the update thread sends meanwhile
+        d.flush()
+        assert {"loss", "accuracy", "val_loss"} <= set(d.series_names)
+        assert any(k.startswith("memory:") for k in d.series_names) and d.op_breakdown
+        assert d.points("loss")[0].tolist() == [float(s) for s in range(1, 9)]
+        assert [o["label"] for o in d.overlays if o["kind"] == "epoch"] == ["epoch 1", "epoch 2"]
+        assert d.status == "step 8 · epoch 2/2 · on cpu · done"
+        trainer.fit(train, epochs=1)  # a second fit continues the same curves
+        d.flush()
+        assert d.points("loss")[0].tolist() == [float(s) for s in range(1, 13)]
+        assert [o["label"] for o in d.overlays if o["kind"] == "epoch"][-1] == "epoch 3"
+        written = d.export(tmp_path / "export")
+        assert (tmp_path / "export" / "history.parquet").exists() and (tmp_path / "export" / "ops.parquet").exists()
+        assert pl.read_parquet(tmp_path / "export" / "history.parquet").filter(scope="step", name="loss").height == 12
+        assert written["figure"].exists()
+    finally:
+        d.close()
+
+
+def test_trainer_source_without_a_recorder_uses_its_events_and_history() -> None:
+    trainer, (train, val) = _fit(1)
+    trainer.fit(train, val, epochs=1)  # before the dashboard: read back from the trainer's history
+    d = TelemetryDashboard(trainer)
+    try:
+        assert d.points("loss")[0].tolist() == [1.0, 2.0, 3.0, 4.0] and len(d.points("val_loss")[0]) == 1
+        trainer.fit(train, val, epochs=1)  # during: from its events
+        d.flush()
+        assert d.points("loss")[0].tolist() == [float(s) for s in range(1, 9)]
+        assert len(d.points("val_loss")[0]) == 2 and d.op_breakdown == []
+        assert d.status.endswith("on cpu · done")
+    finally:
+        d.close()
+
+
+def test_poll_reads_only_the_rows_recorded_since_the_last_poll() -> None:
+    """A long run does not make each poll slower: a poll reads the new op rows, not the whole table."""
+    x = st.ones(4, 4)
+    rec = st.telemetry.record(chunk_rows=64)
+    with rec:
+        for _ in range(500):
+            x = x + 1.0
+        d = TelemetryDashboard(rec)
+        d._flusher.stop()
+        read_at_start = d._ops_tail.rows_read
+        assert read_at_start == rec.ops.height == 500
+        for round_ in range(3):
+            for _ in range(200):
+                x = x * 1.0
+            d._poll_frames(force=True)
+            assert d._ops_tail.rows_read == read_at_start + 200 * (round_ + 1)  # the 200 new rows, nothing else
+    d._poll_frames(force=True)
+    full = rec.ops.group_by("op").agg(pl.col("duration_ns").sum() / 1e6, pl.len())
+    totals = {op: (ms, n) for (op, _be), (ms, n) in d._op_totals.items()}
+    for op, ms, n in full.iter_rows():
+        assert totals[op][1] == n and totals[op][0] == pytest.approx(ms)
+    d.close()
+
+
+def test_figure_of_a_long_run_draws_a_bounded_number_of_marks(dash: TelemetryDashboard, tmp_path) -> None:
+    """Hundreds of epoch marks: the exported figure thins them and is built in one go (not per mark)."""
+    from spiraltorch_nb.widgets.dashboard import FIGURE_EPOCH_MARKS
+
+    dash._flusher.stop()
+    for step in range(3000):
+        publish_metric(step, "loss", 1.0 / (step + 1))
+        publish_metric(step, "accuracy", step / 3000)
+        if step % 5 == 0:
+            publish_metric(step, "epoch", step // 5)
+    dash.add_overlay("→ wgpu", step=1502, kind="device")
+    t0 = time.perf_counter()
+    fig = dash.figure()
+    assert time.perf_counter() - t0 < 10
+    panels = 2  # loss, accuracy
+    lines = [shape.x0 for shape in fig.layout.shapes]
+    assert len(lines) <= (FIGURE_EPOCH_MARKS + 1) * panels and lines.count(1502) == panels
+    dash._on_front_message(dash, {"action": "export", "directory": str(tmp_path / "long")}, [])
+    assert dash.export_status == f"exported to {tmp_path / 'long'}" and dash.error == ""

@@ -89,7 +89,7 @@ def test_reorder_and_remove() -> None:
     assert [s["name"] for s in ed.stages] == ["flatten", "relu", "tanh"]
     ed.remove_stage(1)
     assert [s["name"] for s in ed.stages] == ["flatten", "tanh"]
-    ed.add_stage("gelu", index=1)
+    ed.add_stage("gelu", 1)
     assert [s["name"] for s in ed.stages] == ["flatten", "gelu", "tanh"]
     with pytest.raises(WidgetError, match="from 0 to 2"):
         ed.remove_stage(7)
@@ -127,6 +127,50 @@ def test_config_round_trips_with_the_pipeline_builder() -> None:
     assert isinstance(model, st.nn.Sequential) and len(list(model.children())) == 5
     assert tuple(model(st.zeros(2, 1, 8, 8)).shape) == (2, 10)
     assert model.num_parameters() == sum(s["params"] for s in ed.shapes)
+
+
+@pytest.mark.parametrize("input_shape", [None, [2, 4]])
+def test_builder_config_loads_back_unchanged(input_shape: list[int] | None) -> None:
+    stages = [{"name": "linear", "params": {"in_features": 4, "out_features": 8}}, {"name": "relu", "params": {}}]
+    raw: dict = {"version": 1, "stages": stages}
+    if input_shape is not None:
+        raw["input_shape"] = input_shape
+    builder = PipelineBuilder.from_config(raw)
+    config = builder.to_config()
+    ed = PipelineEditor.from_config(config)
+    assert ed.config == config
+    assert ed.input_shape == input_shape and ("input_shape" in ed.config) == (input_shape is not None)
+    if input_shape is not None:
+        assert [s["output_shape"] for s in ed.shapes] == [[2, 8], [2, 8]]
+        # an input shape given to from_config wins over the config's
+        assert PipelineEditor.from_config(config, input_shape=(5, 4)).config["input_shape"] == [5, 4]
+    ed.set_input_shape("3, 4")
+    assert ed.config["input_shape"] == [3, 4]
+    assert PipelineBuilder.from_config(ed.config).input_shape == (3, 4)
+
+
+def test_module_parameters_named_index_or_name_are_parameters() -> None:
+    """add_stage's own arguments are positional-only: every keyword belongs to the module."""
+
+    class Pick(st.nn.Module):
+        def __init__(self, index: int = 0, name: str = "pick") -> None:
+            super().__init__()
+            self.index, self.name = index, name
+
+        def forward(self, x):
+            return x
+
+    reg = ModuleDiscoveryRegistry()
+    reg.register("relu", st.nn.ReLU, category="activation")
+    reg.register("pick", Pick, category="custom")
+    ed = PipelineEditor(registry=reg)
+    ed.add_stage("relu")
+    assert ed.add_stage("pick", index=3, name="third") == 1  # appended; index and name are Pick's
+    assert ed.stages[1] == {"name": "pick", "params": {"index": 3, "name": "third"}}
+    assert ed.add_stage("pick", 0, index=1) == 0  # the position is the second positional argument
+    assert [s["name"] for s in ed.stages] == ["pick", "relu", "pick"] and ed.errors == {}
+    built = list(ed.build().children())
+    assert (built[0].index, built[2].index, built[2].name) == (1, 3, "third")
 
 
 def test_from_model_reads_constructor_arguments_back() -> None:
