@@ -32,9 +32,10 @@ from .frames import (
     TelemetryFrames,
 )
 from .recorder import Recorder, active_recorder, process_memory, record
+from .tail import TableTail
 
 __all__ = [
-    "record", "Recorder", "active_recorder", "load", "compare", "summarize", "chrome_trace",
+    "record", "Recorder", "TableTail", "active_recorder", "load", "compare", "summarize", "chrome_trace",
     "estimate_flops", "process_memory", "TelemetryError", "TelemetryFrames", "LoadedTelemetry",
     "OPS_SCHEMA", "TRANSFERS_SCHEMA", "MEMORY_SCHEMA", "METRICS_SCHEMA", "SCHEMAS",
     "SUMMARY_SCHEMA", "COMPARE_SCHEMA", "CHROME_TRACE_SCHEMA", "plots",

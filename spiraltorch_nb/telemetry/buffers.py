@@ -239,6 +239,40 @@ class EventBuffer:
             self._cache_version = self._version
             return df
 
+    def since(self, cursor: tuple[int, int] = (0, 0)) -> tuple[pl.DataFrame, tuple[int, int]]:
+        """The rows converted after ``cursor``, in the order they were converted, and the next cursor.
+
+        ``cursor`` is ``(0, 0)`` at first, then what the previous call returned: a reader
+        polling a growing table reads each row once, at a cost proportional to the new
+        rows only. Rows the ring dropped before they were read are skipped; after
+        ``clear()`` reading goes on with the rows recorded since.
+        """
+        self.flush()
+        seen, files_seen = cursor
+        with self._lock:
+            files = self._files
+            if len(files) < files_seen:  # cleared meanwhile
+                files_seen = 0
+            new_files = list(files[files_seen:])
+            drained = self.drained
+            # converted since the last read and still in memory: the newest rows
+            want = min(max(drained - seen, 0), self._rows_in_memory)
+            parts: list[pl.DataFrame] = []
+            if want and self.spill_dir is None:
+                for chunk in reversed(self._chunks):
+                    if chunk.height >= want:
+                        parts.append(chunk.slice(chunk.height - want))
+                        break
+                    parts.append(chunk)
+                    want -= chunk.height
+                parts.reverse()
+            cursor = (drained, len(files))
+        if new_files:
+            parts.insert(0, pl.read_parquet(new_files))
+        if not parts:
+            return pl.DataFrame(schema=self.schema), cursor
+        return (pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]), cursor
+
     def lazy(self) -> pl.LazyFrame:
         """A LazyFrame over the spilled files and the in-memory rows (reads nothing yet)."""
         self.flush()

@@ -120,6 +120,12 @@ class TelemetryFrames(abc.ABC):
         return {"ops": self.ops, "transfers": self.transfers, "memory": self.memory,
                 "metrics": self.metrics}
 
+    def tail(self, table: str = "ops") -> Any:
+        """A :class:`~spiraltorch_nb.telemetry.tail.TableTail`: each ``read()`` returns the rows added since the last."""
+        from .tail import TableTail
+
+        return TableTail(self, table)
+
     # ---- analysis -----------------------------------------------------------------
     def summary(self, by: tuple[str, ...] | list[str] = ("op", "backend"), phase: str | None = None) -> pl.DataFrame:
         """Per op and backend: count, total/mean/p50/p95 time, share, bytes and GFLOP/s.

@@ -56,6 +56,7 @@ from .frames import (
     TelemetryFrames,
 )
 from .signatures import BackendInfo, SignatureTable
+from .tail import TableTail
 
 __all__ = ["Recorder", "record", "active_recorder"]
 
@@ -270,6 +271,20 @@ class Recorder(TelemetryFrames):
             raise TelemetryError(f"scan() expects one of {sorted(bufs)}; got {table!r}")
         return bufs[table].lazy()
 
+    def tail(self, table: str = "ops") -> TableTail:
+        """Reads only what ``table`` gained since the previous read (live views of long runs).
+
+        >>> import spiraltorch_nb as st
+        >>> rec = st.telemetry.record()
+        >>> tail = rec.tail("metrics")
+        >>> rec.log(step=0, loss=1.0)
+        >>> tail.read().height, tail.read().height
+        (1, 0)
+        """
+        bufs = {"ops": self._ops_buf, "transfers": self._xfer_buf, "memory": self._mem_buf,
+                "metrics": self._met_buf}
+        return TableTail(self, table, bufs.get(table))
+
     @property
     def dropped(self) -> dict[str, int]:
         """Rows dropped per table because ``max_events`` was reached."""
@@ -471,9 +486,9 @@ class Recorder(TelemetryFrames):
         sigs, seq, start, host, tokens, node, thread, step = zip(*rows, strict=True)
         n = len(rows)
         host_col = pl.Series(host, dtype=pl.Int64)
-        if tokens.count(None) == n:
-            duration, timing = host_col, pl.repeat("host", n, eager=True)
-        else:
+        duration: pl.Series | list[int] = host_col
+        timing: pl.Series | list[str] = pl.repeat("host", n, eager=True)
+        if tokens.count(None) != n:
             duration, timing = self._resolve_device_times([s[1] for s in sigs], tokens, host)
         calls = pl.DataFrame({
             "seq": seq, "start_ns": start, "duration_ns": duration, "timing": timing, "host_ns": host_col,

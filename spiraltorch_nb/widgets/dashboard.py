@@ -10,7 +10,7 @@ default): one custom comm message carrying, per changed series, only the points 
 front end lacks as one float64 buffer, the new overlays and the status line; the op
 breakdown (a synced trait) changes at most once a second. Per-op times and memory
 samples are read from the recorder's frames by the same thread about once a second,
-only the rows added since the previous read (:class:`~._telemetry_source.TableTail`),
+only the rows added since the previous read (:class:`~spiraltorch_nb.telemetry.TableTail`),
 so a poll costs the same at step 100,000 as at step 100. So the comm carries a bounded
 number of messages and, thanks to the series' doubling downsampling,
 ``O(capacity * log n)`` bytes for ``n`` steps, and the training thread pays a few
@@ -46,7 +46,7 @@ import traitlets
 
 from ._base import ActionWidget, Coalescer, WidgetError, subscribe_weak, widget_asset
 from ._series import DownsampledSeries, pack_points
-from ._telemetry_source import TableTail, find_recorder
+from ._telemetry_source import find_recorder
 
 __all__ = ["TelemetryDashboard"]
 
@@ -164,8 +164,8 @@ class TelemetryDashboard(ActionWidget):
         self._overlay_keys: set[tuple] = set()
         self._op_totals: dict[tuple[str, str], list[float]] = {}
         self._poll_lock = threading.Lock()  # one reader of the recorder's tables at a time
-        self._ops_tail = TableTail(self._rec, "ops") if self._rec is not None else None
-        self._mem_tail = TableTail(self._rec, "memory") if self._rec is not None else None
+        self._ops_tail = self._rec.tail("ops") if self._rec is not None else None
+        self._mem_tail = self._rec.tail("memory") if self._rec is not None else None
         self._last_poll = 0.0
         self._status_time = 0.0
         self._history_until_ns = -1
@@ -478,7 +478,7 @@ class TelemetryDashboard(ActionWidget):
     def _poll_frames(self, force: bool = False) -> bool:
         """Fold the op rows and memory samples recorded since the last poll into the op totals and memory series.
 
-        Only new rows are read (:class:`TableTail`), so a poll costs the same late in a long
+        Only new rows are read (:class:`~spiraltorch_nb.telemetry.TableTail`), so a poll costs the same late in a long
         run as early on.
         """
         rec = self._rec

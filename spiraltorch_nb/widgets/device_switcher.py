@@ -23,7 +23,7 @@ import traitlets
 from ..device import DEVICE_TYPES, Device, describe_device, get_default_device, set_default_device
 from ..errors import DeviceError
 from ._base import ActionWidget, Coalescer, WidgetError, subscribe_weak, widget_asset
-from ._telemetry_source import TableTail, find_recorder
+from ._telemetry_source import find_recorder
 
 __all__ = ["DeviceSwitcher"]
 
@@ -183,7 +183,7 @@ class DeviceSwitcher(ActionWidget):
         self._tel_steps: dict[str, dict[str, Any]] = {}
         self._tel_last: tuple[int, int, str] | None = None  # (step, time_ns, device) of the last new step
         self._tel_memory: dict[str, int] = {}
-        self._mem_tail = TableTail(self._rec, "memory") if self._rec is not None else None
+        self._mem_tail = self._rec.tail("memory") if self._rec is not None else None
         self._mem_lock = threading.Lock()
         self._mem_polled = -_MEMORY_POLL
         self._readout_flusher = Coalescer(self._flush_readout, interval=0.25, name="spiraltorch-device-readout")
