@@ -32,6 +32,11 @@ class _Hyper:
     param_groups: list[dict[str, Any]]
     state: dict[Any, dict[str, Any]]
 
+    def _validate_group(self, group: dict[str, Any]) -> None:
+        super()._validate_group(group)  # type: ignore[misc]  # the optimizer this is mixed into
+        _check_nonneg("hyper_lr", group["hyper_lr"], type(self).__name__)
+        _check_nonneg("min_lr", group["min_lr"], type(self).__name__)
+
     def _hyper_update_lr(self, group: dict[str, Any]) -> float:
         """Apply ``lr += hyper_lr * <g_t, d_{t-1}>`` for one group; returns the lr to use."""
         lr = float(group["lr"])
@@ -101,11 +106,6 @@ class HyperSGD(_Hyper, SGD):
                         nesterov=nesterov, maximize=maximize, hyper_lr=hyper_lr, min_lr=min_lr)
         Optimizer.__init__(self, params, defaults)
 
-    def _validate_group(self, group: dict[str, Any]) -> None:
-        super()._validate_group(group)
-        _check_nonneg("hyper_lr", group["hyper_lr"], type(self).__name__)
-        _check_nonneg("min_lr", group["min_lr"], type(self).__name__)
-
     @no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Adapt each group's lr from the last two gradients, then take an SGD step with it."""
@@ -146,11 +146,6 @@ class HyperAdam(_Hyper, Adam):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, hyper_lr=hyper_lr, min_lr=min_lr)
         Optimizer.__init__(self, params, defaults)
-
-    def _validate_group(self, group: dict[str, Any]) -> None:
-        super()._validate_group(group)
-        _check_nonneg("hyper_lr", group["hyper_lr"], type(self).__name__)
-        _check_nonneg("min_lr", group["min_lr"], type(self).__name__)
 
     @no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
