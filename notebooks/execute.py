@@ -14,8 +14,9 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # the kernels inherit it: one BLAS thread, steady timings
 
-import nbformat
-from nbclient import NotebookClient
+# Imported after the thread pins so that nothing they load can start a BLAS pool unpinned.
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -38,6 +38,10 @@ class Device:
     """
 
     __slots__ = ("type", "index", "_str")
+    # declared for type checkers (annotations only: the slots above hold the values)
+    type: str
+    index: int | None
+    _str: str
 
     def __init__(self, spec: Any, index: int | None = None) -> None:
         if isinstance(spec, Device):

@@ -263,7 +263,7 @@ class Tensor:
         return self.to(other.dtype)
 
     # ---- autograd -----------------------------------------------------------------
-    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+    def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor:
         if requires_grad and not self.dtype.is_floating_point:
             raise AutogradError(
                 f"only floating-point tensors can require gradients; this one is {self.dtype.name}. "
@@ -273,7 +273,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
+    def backward(self, gradient: Any = None, retain_graph: builtins.bool | None = None, create_graph: builtins.bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
 
         ``gradient`` is required when self is not a scalar; ``create_graph=True`` records
@@ -336,7 +336,7 @@ class Tensor:
 
         return tensor_html(self)
 
-    def __len__(self) -> int:
+    def __len__(self) -> builtins.int:
         shape = self.shape
         if not shape:
             raise TypeError("len() of a 0-d tensor")
@@ -686,25 +686,25 @@ class Tensor:
     def masked_fill(self, mask: Any, value: Any) -> Tensor:
         return _d("where", _as_tensor_like(mask, self), value, self)
 
-    def softmax(self, dim: int) -> Tensor:
+    def softmax(self, dim: builtins.int) -> Tensor:
         return _d("softmax", self, dim=_one_dim(dim, self.ndim))
 
-    def log_softmax(self, dim: int) -> Tensor:
+    def log_softmax(self, dim: builtins.int) -> Tensor:
         return _d("log_softmax", self, dim=_one_dim(dim, self.ndim))
 
     # ---- reductions ---------------------------------------------------------------
-    def sum(self, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    def sum(self, dim: Any = None, keepdim: builtins.bool = False, dtype: Any = None) -> Tensor:
         x = self if dtype is None else self.to(dtype)
         return _d("sum", x, dim=_dim_attr(dim), keepdim=keepdim)
 
-    def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def mean(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         return _d("mean", self, dim=_dim_attr(dim), keepdim=keepdim)
 
-    def prod(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def prod(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         return _d("prod", self, dim=_dim_attr(dim), keepdim=keepdim)
 
-    def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
-            correction: int | None = None) -> Tensor:
+    def var(self, dim: Any = None, unbiased: builtins.bool | None = None, keepdim: builtins.bool = False, *,
+            correction: builtins.int | None = None) -> Tensor:
         corr = correction if correction is not None else (0 if unbiased is False else 1)
         x = self if self.dtype.is_floating_point else self.float()
         d = _dim_attr(dim)
@@ -713,17 +713,17 @@ class Tensor:
         n = self.numel() if d is None else math.prod(self.shape[i] for i in normalize_dims(d, self.ndim))
         return (diff * diff).sum(dim=d, keepdim=keepdim) / builtins.max(n - corr, 0)
 
-    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
-            correction: int | None = None) -> Tensor:
+    def std(self, dim: Any = None, unbiased: builtins.bool | None = None, keepdim: builtins.bool = False, *,
+            correction: builtins.int | None = None) -> Tensor:
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
-    def amax(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def amax(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         return _d("amax", self, dim=_dim_attr(dim), keepdim=keepdim)
 
-    def amin(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def amin(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         return _d("amin", self, dim=_dim_attr(dim), keepdim=keepdim)
 
-    def max(self, dim: Any = None, keepdim: bool = False) -> Any:
+    def max(self, dim: Any = None, keepdim: builtins.bool = False) -> Any:
         """The largest value; with ``dim``, ``(values, indices)`` along it. ``max(other)`` is maximum."""
         if isinstance(dim, Tensor):
             return _d("maximum", self, dim)
@@ -731,20 +731,20 @@ class Tensor:
             return _d("amax", self, dim=None, keepdim=False)
         return ValuesIndices(_d("amax", self, dim=dim, keepdim=keepdim), _d("argmax", self, dim=dim, keepdim=keepdim))
 
-    def min(self, dim: Any = None, keepdim: bool = False) -> Any:
+    def min(self, dim: Any = None, keepdim: builtins.bool = False) -> Any:
         if isinstance(dim, Tensor):
             return _d("minimum", self, dim)
         if dim is None:
             return _d("amin", self, dim=None, keepdim=False)
         return ValuesIndices(_d("amin", self, dim=dim, keepdim=keepdim), _d("argmin", self, dim=dim, keepdim=keepdim))
 
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    def argmax(self, dim: builtins.int | None = None, keepdim: builtins.bool = False) -> Tensor:
         return _d("argmax", self, dim=dim, keepdim=keepdim)
 
-    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    def argmin(self, dim: builtins.int | None = None, keepdim: builtins.bool = False) -> Tensor:
         return _d("argmin", self, dim=dim, keepdim=keepdim)
 
-    def logsumexp(self, dim: Any, keepdim: bool = False) -> Tensor:
+    def logsumexp(self, dim: Any, keepdim: builtins.bool = False) -> Tensor:
         d = _dim_attr(dim)
         if self.numel() == 0:  # log of an empty sum: -inf, as in torch (the sum keeps the graph and the shape)
             out = self.sum(dim=d, keepdim=True) - math.inf
@@ -756,16 +756,16 @@ class Tensor:
             out = out.squeeze(d)
         return out
 
-    def cumsum(self, dim: int) -> Tensor:
+    def cumsum(self, dim: builtins.int) -> Tensor:
         return _d("cumsum", self, dim=_one_dim(dim, self.ndim))
 
-    def all(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def all(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         return _d("amin", self.bool(), dim=_dim_attr(dim), keepdim=keepdim) if self.numel() else _full_like_scalar(self, True)
 
-    def any(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def any(self, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         return _d("amax", self.bool(), dim=_dim_attr(dim), keepdim=keepdim) if self.numel() else _full_like_scalar(self, False)
 
-    def norm(self, p: Any = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
+    def norm(self, p: Any = 2, dim: Any = None, keepdim: builtins.bool = False) -> Tensor:
         if p == 2:
             return (self * self).sum(dim=_dim_attr(dim), keepdim=keepdim).sqrt()
         if p == 1:
@@ -793,7 +793,7 @@ class Tensor:
     def reshape_as(self, other: Tensor) -> Tensor:
         return self.reshape(other.shape)
 
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    def flatten(self, start_dim: builtins.int = 0, end_dim: builtins.int = -1) -> Tensor:
         shape = self.shape
         if not shape:
             return self.reshape(1)
@@ -801,7 +801,7 @@ class Tensor:
         e = end_dim % len(shape)
         return self.reshape(*shape[:s], math.prod(shape[s:e + 1]), *shape[e + 1:])
 
-    def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
+    def unflatten(self, dim: builtins.int, sizes: Sequence[builtins.int]) -> Tensor:
         shape = self.shape
         d = dim % len(shape)
         return self.reshape(*shape[:d], *sizes, *shape[d + 1:])
@@ -817,7 +817,7 @@ class Tensor:
             return self
         return _d("permute", self, dims=dims)
 
-    def transpose(self, dim0: int, dim1: int) -> Tensor:
+    def transpose(self, dim0: builtins.int, dim1: builtins.int) -> Tensor:
         nd = self.ndim
         if nd < 2 and dim0 in (0, -1) and dim1 in (0, -1):
             return self
@@ -838,7 +838,7 @@ class Tensor:
             new = tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1))
         return self.reshape(new) if new != shape else self
 
-    def unsqueeze(self, dim: int) -> Tensor:
+    def unsqueeze(self, dim: builtins.int) -> Tensor:
         shape = self.shape
         d = dim if dim >= 0 else dim + len(shape) + 1
         if not 0 <= d <= len(shape):
@@ -863,7 +863,7 @@ class Tensor:
     def expand_as(self, other: Tensor) -> Tensor:
         return self.expand(other.shape)
 
-    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+    def broadcast_to(self, shape: Sequence[builtins.int]) -> Tensor:
         return self.expand(tuple(shape))
 
     def flip(self, dims: Any) -> Tensor:
@@ -878,7 +878,7 @@ class Tensor:
         y = y.expand(tuple(v for r, s in zip(sizes, shape, strict=True) for v in (r, s)))
         return y.reshape(tuple(r * s for r, s in zip(sizes, shape, strict=True)))
 
-    def split(self, split_size: Any, dim: int = 0) -> tuple[Tensor, ...]:
+    def split(self, split_size: Any, dim: builtins.int = 0) -> tuple[Tensor, ...]:
         d = _one_dim(dim, self.ndim)
         n = self.shape[d]
         if isinstance(split_size, int):
@@ -897,11 +897,11 @@ class Tensor:
             start += s
         return tuple(out)
 
-    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    def chunk(self, chunks: builtins.int, dim: builtins.int = 0) -> tuple[Tensor, ...]:
         n = self.shape[_one_dim(dim, self.ndim)]
         return self.split(builtins.max(1, -(-n // chunks)), dim)
 
-    def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
+    def unbind(self, dim: builtins.int = 0) -> tuple[Tensor, ...]:
         d = _one_dim(dim, self.ndim)
         return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
 
@@ -927,10 +927,10 @@ class Tensor:
             value = _as_tensor_like(value, self).to(self.dtype)
         self._inplace("index_put", value, key=nkey)
 
-    def gather(self, dim: int, index: Tensor) -> Tensor:
+    def gather(self, dim: builtins.int, index: Tensor) -> Tensor:
         return _d("gather", self, index, dim=_one_dim(dim, self.ndim))
 
-    def index_select(self, dim: int, index: Tensor) -> Tensor:
+    def index_select(self, dim: builtins.int, index: Tensor) -> Tensor:
         d = _one_dim(dim, self.ndim)
         return self[(slice(None),) * d + (index,)]
 

@@ -17,9 +17,9 @@ def _as_tuple(x: Any) -> tuple:
     return tuple(x) if isinstance(x, list | tuple) else (x,)
 
 
-def _numerical_jacobian(fn: Callable[..., Any], inputs: Sequence[Any], eps: float) -> list[np.ndarray]:
+def _numerical_jacobian(fn: Callable[..., Any], inputs: Sequence[Any], eps: float) -> list[np.ndarray | None]:
     """d(sum of outputs weighted by fixed random vectors)/d(each input), by central differences."""
-    outs = []
+    outs: list[np.ndarray | None] = []
     for i, x in enumerate(inputs):
         if not (hasattr(x, "_be") and x.requires_grad):
             outs.append(None)

@@ -25,16 +25,26 @@ class Node:
 
     __slots__ = ("op", "inputs", "attrs", "outputs", "edges", "versions", "hooks", "freed",
                  "out_meta", "__weakref__")
+    # declared for type checkers (annotations only: the slots above hold the values)
+    op: Any
+    inputs: tuple[Any, ...]
+    attrs: dict[str, Any]
+    outputs: tuple[Any, ...] | None
+    edges: list[Any]
+    versions: list[int | None] | None
+    hooks: dict[int, list[Callable[..., Any]]] | None
+    freed: bool
+    out_meta: list[int] | None
 
     def __init__(self, op: Any, inputs: tuple, attrs: dict, outputs: tuple) -> None:
         T = _Tensor
         self.op = op
         self.inputs = inputs
         self.attrs = attrs
-        self.hooks: dict[int, list[Callable[..., Any]]] | None = None
+        self.hooks = None
         self.freed = False
         saves = op.saves_inputs
-        edges = []
+        edges: list[Any] = []
         versions: list[int | None] | None = [] if saves else None
         for a in inputs:
             if a.__class__ is T:  # Tensor has no subclasses
@@ -43,11 +53,11 @@ class Node:
                     edges.append((node, a._oidx) if node is not None else a)
                 else:
                     edges.append(None)
-                if saves:
+                if versions is not None:  # not None exactly when the op saves its inputs
                     versions.append(a._ver[0])
             else:
                 edges.append(None)
-                if saves:
+                if versions is not None:
                     versions.append(None)
         self.edges = edges
         self.versions = versions
@@ -84,7 +94,7 @@ class Node:
             for a, v in zip(self.inputs, self.versions, strict=False):
                 if v is not None and isinstance(a, T) and a._ver[0] != v:
                     _raise_version(self.op.name, a, v)
-        if self.out_meta is not None:
+        if self.out_meta is not None and self.outputs is not None:  # both kept when saves_output
             for o, v in zip(self.outputs, self.out_meta, strict=False):
                 if o._ver[0] != v:
                     _raise_version(self.op.name, o, v)
@@ -158,7 +168,7 @@ def _run(
     root_grads: Sequence[Any],
     retain_graph: bool,
     create_graph: bool,
-    capture: dict[int, Any] | None = None,
+    capture: dict[int | tuple[int, int], Any] | None = None,
 ) -> dict[Any, Any]:
     """Walk the graph from ``roots``; accumulate into leaves, or capture for ``st.grad``.
 
@@ -223,7 +233,7 @@ def _run(
                             grads_out[idx] = r
             if capture is not None:
                 for idx in range(len(grads_out)):
-                    key = (id(node), idx)
+                    key: int | tuple[int, int] = (id(node), idx)
                     if key in capture:
                         capture[key] = grads_out[idx]
                 if node in terminal:
@@ -251,7 +261,7 @@ def _run(
                 elif g is not None:
                     leaf_grads.append((e, g))
             if not retain_graph:
-                node.inputs = None
+                node.inputs = None  # type: ignore[assignment]  # freed: _check_saved raises before a read
                 node.outputs = None
                 node.freed = True
         for leaf, g in leaf_grads:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, overload
 
 __all__ = ["build_kernels", "normalize_dims"]
 
 
+@overload
+def normalize_dims(dim: None, ndim: int) -> None: ...
+@overload
+def normalize_dims(dim: int | Sequence[int], ndim: int) -> tuple[int, ...]: ...
 def normalize_dims(dim: Any, ndim: int) -> tuple[int, ...] | None:
     """``dim`` (None, an int or a sequence) as a tuple of non-negative axes, or None for all."""
     if dim is None:

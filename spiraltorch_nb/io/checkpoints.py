@@ -152,7 +152,7 @@ def _digest(metadata: Mapping[str, str], tensors: Mapping[str, np.ndarray]) -> s
     for key in sorted(tensors):
         arr = tensors[key]
         h.update(f"\0{key}\0{arr.dtype.name}\0{list(arr.shape)}\0".encode())
-        h.update(np.require(arr, requirements="C").reshape(-1).view(np.uint8))
+        h.update(np.require(arr, requirements="C").reshape(-1).view(np.uint8).data)
     return h.hexdigest()
 
 

@@ -33,6 +33,7 @@ def rename_keys(state: Mapping[str, V], key_map: KeyMap | None) -> dict[str, V]:
     """
     if key_map is None:
         return dict(state)
+    fn: Callable[[str], str | None]
     if isinstance(key_map, Mapping):
         mapping = key_map
 

@@ -57,6 +57,10 @@ class MultiheadAttention(Module):
     ((3, 5, 8), (3, 5, 5))
     """
 
+    # parameters with add_bias_kv=True, plain None attributes otherwise (as in PyTorch)
+    bias_k: Tensor | None
+    bias_v: Tensor | None
+
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
                  vdim: int | None = None, batch_first: bool = False, device: Any = None, dtype: Any = None) -> None:
@@ -105,7 +109,7 @@ class MultiheadAttention(Module):
         if self.in_proj_bias is not None:
             init.zeros_(self.in_proj_bias)
             init.zeros_(self.out_proj.bias)
-        if self.bias_k is not None:
+        if self.bias_k is not None and self.bias_v is not None:  # __init__ sets both or neither
             init.xavier_normal_(self.bias_k)
             init.xavier_normal_(self.bias_v)
 
@@ -177,7 +181,7 @@ class MultiheadAttention(Module):
             kpm = _additive(key_padding_mask, dt, "key_padding_mask").reshape(n, 1, 1, src)
             mask = kpm if mask is None else mask + kpm
 
-        if self.bias_k is not None:
+        if self.bias_k is not None and self.bias_v is not None:
             k = cat([k, self.bias_k.expand(n, 1, e)], dim=1)
             v = cat([v, self.bias_v.expand(n, 1, e)], dim=1)
             if mask is not None:

@@ -28,6 +28,9 @@ class Sequential(Module):
     (3, 'ReLU', (3, 2))
     """
 
+    # a container holds what its Module-typed methods put there, never None entries
+    _modules: dict[str, Module]  # type: ignore[assignment]  # narrows Module's dict[str, Module | None]
+
     def __init__(self, *args: Any) -> None:
         super().__init__()
         if len(args) == 1 and isinstance(args[0], Mapping):
@@ -89,6 +92,9 @@ class Sequential(Module):
 
 class ModuleList(Module):
     """A list of modules, registered so their parameters are found (it has no forward of its own)."""
+
+    # a container holds what its Module-typed methods put there, never None entries
+    _modules: dict[str, Module]  # type: ignore[assignment]  # narrows Module's dict[str, Module | None]
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
@@ -160,6 +166,9 @@ class ModuleList(Module):
 
 class ModuleDict(Module):
     """A dict of named modules, registered so their parameters are found."""
+
+    # a container holds what its Module-typed methods put there, never None entries
+    _modules: dict[str, Module]  # type: ignore[assignment]  # narrows Module's dict[str, Module | None]
 
     def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
         super().__init__()

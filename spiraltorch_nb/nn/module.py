@@ -333,7 +333,7 @@ class Module:
         mod: Module = self
         if not target:
             return mod
-        walked = []
+        walked: list[str] = []
         for part in target.split("."):
             child = mod._modules.get(part)
             if child is None:

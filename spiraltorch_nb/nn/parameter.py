@@ -12,6 +12,7 @@ no public constructor to subclass. ``isinstance(p, st.nn.Parameter)`` checks the
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any
 
@@ -35,7 +36,7 @@ def mark_parameter(t: Tensor) -> Tensor:
     key = id(t)
     ref = _marked.get(key)
     if ref is None or ref() is not t:
-        _marked[key] = weakref.ref(t, lambda r, k=key: _forget(k, r))
+        _marked[key] = weakref.ref(t, functools.partial(_forget, key))
     return t
 
 

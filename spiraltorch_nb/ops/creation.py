@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from ..backends import get_backend
 from ..device import Device, get_default_device
 from ..dtypes import DType, get_dtype, infer_dtype
 from ..errors import DTypeError, ShapeError
+
+if TYPE_CHECKING:
+    from ..backends.cuda.backend import CUDABackend
 
 __all__ = [
     "tensor", "as_tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full", "empty", "arange",
@@ -157,7 +160,7 @@ def from_dlpack(x: Any) -> Any:
         get_dtype(arr.dtype)
         return _finish(arr, get_backend("cpu"), False)
     if int(dev_type) in (2, 13):  # kDLCUDA, kDLCUDAManaged
-        be = get_backend(f"cuda:{dev_id}")
+        be = cast("CUDABackend", get_backend(f"cuda:{dev_id}"))  # a cuda spec gives the cuda backend
         return _finish(be.from_dlpack(x), be, False)
     raise TypeError(f"from_dlpack: DLPack device type {dev_type} is not supported (cpu and cuda are)")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from ..autograd.grad_mode import state as _grad_state
 from ..dtypes import DType, default_float, int64, promote_types, scalar_dtype
@@ -213,7 +213,7 @@ class OperatorRegistry:
 
     def list(self, backend: str | None = None) -> list[str]:
         """Operator names, optionally only those that run on ``backend`` (natively or composed)."""
-        ops = self._ops.values()
+        ops: Iterable[Operator] = self._ops.values()
         if backend is not None:
             from ..backends import BACKEND_MODULES, get_backend, probe
 
@@ -321,6 +321,7 @@ def _apply(op: Operator, args: tuple, attrs: dict) -> Any:
         if op.composite is not None:
             return op.composite(*args, **attrs)
         _missing_backend(op, be)
+    native: tuple[Any, ...] | list[Any]
     if n == 2:
         a, b = args
         native = (a._data if a.__class__ is T else a, b._data if b.__class__ is T else b)
@@ -477,7 +478,7 @@ def _device_mismatch(op: Operator, args: tuple) -> None:
     raise DeviceError(msg, op=op.name, devices=tuple(uniq))
 
 
-def _missing_backend(op: Operator, be: Any) -> None:
+def _missing_backend(op: Operator, be: Any) -> NoReturn:
     has = ", ".join(op.backends) or "none"
     msg = (f"operator '{op.name}' has no implementation for backend '{be.name}' "
            f"(it has: {has}); move the inputs with .to('{op.backends[0] if op.backends else 'cpu'}') "

@@ -12,6 +12,7 @@ follows ``torch.optim``'s single-tensor implementations.
 
 from __future__ import annotations
 
+from ..errors import OperatorError
 from ..ops import update as _update_ops  # noqa: F401  (registers the update operators)
 from ..ops.registry import dispatch as _d
 from ..ops.registry import global_operator_registry
@@ -41,7 +42,11 @@ def _update(name: str, x: Tensor, *args: object, **attrs: object) -> None:
     if _native[0]:
         _d(name, x, *args, **attrs)
     else:
-        global_operator_registry().get(name).composite(x, *args, **attrs)
+        composite = global_operator_registry().get(name).composite
+        if composite is None:  # ops/update.py registers every update operator with one
+            raise OperatorError(f"update operator '{name}' has no composite to run with native kernels off",
+                                op=name)
+        composite(x, *args, **attrs)
     x._ver[0] += 1
 
 
