@@ -318,20 +318,28 @@ class Recorder(TelemetryFrames):
         if info is None:
             info = self._register_backend(be)
         T = _Tensor
-        shapes = []
-        nin = 0
         out = outputs[0]
         if info.numpy and out is not None and len(outputs) == 1:
             # NumPy arrays: read the attributes the Backend protocol's defaults would read
-            for a in args:
-                if a.__class__ is T:  # Tensor has no subclasses
-                    d = a._data
-                    shapes.append(d.shape)
-                    nin += d.nbytes
+            if len(args) == 2 and args[0].__class__ is T and args[1].__class__ is T:  # the common case
+                da, db = args[0]._data, args[1]._data
+                shapes: Any = (da.shape, db.shape)
+                nin = da.nbytes + db.nbytes
+            elif len(args) == 1 and args[0].__class__ is T:
+                da = args[0]._data
+                shapes, nin = (da.shape,), da.nbytes
+            else:
+                shapes, nin = [], 0
+                for a in args:
+                    if a.__class__ is T:  # Tensor has no subclasses
+                        d = a._data
+                        shapes.append(d.shape)
+                        nin += d.nbytes
             od = out._data
             nout = od.nbytes
             dt = od.dtype
         else:
+            shapes, nin = [], 0
             if len(outputs) > 1:  # a multi-output op leaves the outputs it was not asked for as None
                 outputs = tuple(o for o in outputs if o is not None) or outputs[:1]
                 out = outputs[0]
