@@ -44,6 +44,7 @@ import numpy as np
 import polars as pl
 
 from ..backends.base import Backend
+from ..dtypes import DType
 from ..ops import registry as _registry
 from .buffers import EventBuffer
 from .costs import flops_rule
@@ -55,7 +56,7 @@ from .frames import (
     TelemetryError,
     TelemetryFrames,
 )
-from .signatures import BackendInfo, SignatureTable
+from .signatures import BackendInfo, SignatureTable, dtype_info
 from .tail import TableTail
 
 __all__ = ["Recorder", "record", "active_recorder"]
@@ -160,9 +161,11 @@ class Recorder(TelemetryFrames):
         self._seq = itertools.count()
         self._lock = threading.RLock()
         self._backends: dict[Any, BackendInfo] = {}
+        self._infos: dict[int, BackendInfo] = {}  # by key: rows name their backend by key
         self._timers: dict[str, tuple[Any, Any]] = {}  # backend name -> (context manager, timer)
         self._flop_rules: dict[str, Any] = {}
-        self._sigs = SignatureTable()
+        self._sigs = SignatureTable(self._infos)
+        self._sig_ids = self._sigs.index  # read without the lock on the hot path (one dict get)
         self._memory_every: float = memory_every or math.inf
         self._next_memory: float = math.inf  # op count at which memory is sampled next
         self._trigger: float = self._op_chunk  # stage length at which on_op calls _on_trigger
@@ -309,10 +312,10 @@ class Recorder(TelemetryFrames):
               phase: str) -> None:
         """Called by dispatch after every op while this recorder is active.
 
-        One row per op: ``(signature, seq, start, host time, device timer token, node,
-        thread, step)``, where the signature ``(op, backend info, phase, shapes, dtype,
-        bytes in, bytes out)`` is the part that repeats from step to step; it is built
-        here as one tuple so that the conversion looks it up as it is (see signatures).
+        One row per op: ``(signature id, seq, start, host time, device timer token, node,
+        thread, step)``, plain values only, where the signature ``(op, backend key, phase,
+        shapes, dtype, bytes in, bytes out)`` is the part that repeats from step to step,
+        interned here (see :mod:`~spiraltorch_nb.telemetry.signatures`).
         """
         info = self._backends.get(be)
         if info is None:
@@ -357,9 +360,15 @@ class Recorder(TelemetryFrames):
                 dt = info.dtype_of(out._data)
                 for o in outputs:
                     nout += nbytes_of(o._data)
+            if dt.__class__ is DType:  # a row holds plain values only (see BackendInfo): its name
+                dt = dt.name
         timer = info.timer
         node = None if out is None else out._node
-        row = ((op.name, info, phase, tuple(shapes), dt, nin, nout), next(self._seq), start_ns, duration_ns,
+        sig = (op.name, info.key, phase, tuple(shapes), dt, nin, nout)
+        sid: int | tuple | None = self._sig_ids.get(sig)
+        if sid is None:
+            sid = self._sigs.intern(sig)
+        row = (sid, next(self._seq), start_ns, duration_ns,
                None if timer is None else timer.mark(), None if node is None else id(node), _get_ident(),
                self._step)
         stage = self._op_stage
@@ -432,8 +441,9 @@ class Recorder(TelemetryFrames):
             numpy_native = (getattr(be, "native_type", None) is np.ndarray and cls.shape_of is Backend.shape_of
                             and cls.nbytes_of is Backend.nbytes_of)
             timer = self._open_timer(be) if self.device_timing else None
-            info = BackendInfo(be.name, str(be.device), numpy_native, be.shape_of, be.nbytes_of,
-                               be.dtype_of, timer)
+            info = BackendInfo(len(self._infos), be.name, str(be.device), numpy_native, be.shape_of,
+                               be.nbytes_of, be.dtype_of, timer)
+            self._infos[info.key] = info
             self._backends = {**self._backends, be: info}
             return info
 
@@ -472,11 +482,13 @@ class Recorder(TelemetryFrames):
                           f"{exc}); its ops are timed on the host (timing='host')", RuntimeWarning, stacklevel=3)
 
     def _op_payload(self, row: tuple) -> dict[str, Any]:
-        (op, info, phase, shapes, dt, nin, nout), seq, start, dur, _tok, node, thread, step = row
-        isz = dt.itemsize
-        flops = self._flops(op, shapes, nout // isz if isz else 0)
+        sid, seq, start, dur, _tok, node, thread, step = row
+        op, key, phase, shapes, dt, nin, nout = self._sigs.key(sid)
+        info = self._infos[key]
+        dt_name, isz = dtype_info(dt)
+        flops = self._flops(op, shapes, nout // isz)
         return {"seq": seq, "op": op, "backend": info.name, "device": info.device, "phase": phase,
-                "shapes": [list(s) for s in shapes], "dtype": dt.name, "start_ns": start,
+                "shapes": [list(s) for s in shapes], "dtype": dt_name, "start_ns": start,
                 "duration_ns": dur, "timing": "host", "host_ns": dur, "bytes_in": nin,
                 "bytes_out": nout, "flops": flops, "node": node, "thread": thread, "step": step}
 
@@ -497,7 +509,8 @@ class Recorder(TelemetryFrames):
         duration: pl.Series | list[int] = host_col
         timing: pl.Series | list[str] = pl.repeat("host", n, eager=True)
         if tokens.count(None) != n:
-            duration, timing = self._resolve_device_times([s[1] for s in sigs], tokens, host)
+            infos, key = self._infos, self._sigs.key
+            duration, timing = self._resolve_device_times([infos[key(s)[1]] for s in sigs], tokens, host)
         calls = pl.DataFrame({
             "seq": seq, "start_ns": start, "duration_ns": duration, "timing": timing, "host_ns": host_col,
             "node": node, "thread": thread, "step": step,

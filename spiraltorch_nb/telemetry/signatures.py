@@ -1,15 +1,16 @@
 """Op signatures: the part of an op event that repeats from one training step to the next.
 
-A training loop dispatches the same ops on the same shapes every step. When a chunk
-of staged rows is converted, the repeating part of each event, its *signature*
-``(op, backend, phase, input shapes, dtype, bytes in, bytes out)``, is looked up in a
-table, and its columns (names, nested shape lists, FLOP estimates) are gathered from
-there: each is computed once per distinct signature, not once per call. The lookup
-happens at conversion, in one tight loop, rather than on the hot path after every
-op, where it would cost several times more (its data is cold in the cache there).
+A training loop dispatches the same ops on the same shapes every step. The repeating
+part of each event, its *signature* ``(op, backend, phase, input shapes, dtype, bytes
+in, bytes out)``, is interned when the op is recorded: the row keeps the signature's
+id (an int) and the per-call values, all plain values, so the garbage collector stops
+tracking staged rows at its first pass instead of walking them again and again (with
+the signature tuple itself in the row, collection took as long as the lookup saves).
+At conversion the columns (names, nested shape lists, FLOP estimates) are gathered by
+id from a frame holding each distinct signature once.
 
-The table holds at most ``capacity`` signatures; for a chunk whose new signatures
-would overflow it (shapes that never repeat) the columns are computed directly.
+The table holds at most ``capacity`` signatures; past that (shapes that never repeat)
+a row keeps its signature tuple and its columns are computed directly.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import polars as pl
 from .costs import flops_column
 from .frames import OPS_SCHEMA
 
-__all__ = ["BackendInfo", "SignatureTable", "SIGNATURE_COLUMNS"]
+__all__ = ["BackendInfo", "SignatureTable", "SIGNATURE_COLUMNS", "dtype_info"]
 
 #: op columns that come from the signature (the rest are per call)
 SIGNATURE_COLUMNS = ("op", "backend", "device", "phase", "shapes", "dtype", "bytes_in", "bytes_out", "flops")
@@ -31,12 +32,17 @@ _SIG_SCHEMA = {c: OPS_SCHEMA[c] for c in SIGNATURE_COLUMNS}
 
 
 class BackendInfo:
-    """What the hot path needs to know about one backend, looked up once per op."""
+    """What the hot path needs to know about one backend, looked up once per op.
 
-    __slots__ = ("name", "device", "numpy", "shape_of", "nbytes_of", "dtype_of", "timer")
+    Rows name it by ``key`` (an int), not by reference: a row of plain values is one the
+    garbage collector stops tracking, so staged rows cost no collection time.
+    """
 
-    def __init__(self, name: str, device: str, numpy: bool, shape_of: Any, nbytes_of: Any,
+    __slots__ = ("key", "name", "device", "numpy", "shape_of", "nbytes_of", "dtype_of", "timer")
+
+    def __init__(self, key: int, name: str, device: str, numpy: bool, shape_of: Any, nbytes_of: Any,
                  dtype_of: Any, timer: Any) -> None:
+        self.key = key
         self.name = name
         self.device = device
         #: native arrays are NumPy arrays read through the protocol's default accessors
@@ -51,7 +57,9 @@ class BackendInfo:
 class SignatureTable:
     """Interned op signatures and their converted columns, row ``i`` for id ``i``."""
 
-    def __init__(self, capacity: int = 65536) -> None:
+    def __init__(self, backends: dict[int, BackendInfo], capacity: int = 65536) -> None:
+        #: the backends signatures name by key
+        self.backends = backends
         self.capacity = capacity
         self.index: dict[tuple, int] = {}
         self.keys: list[tuple] = []
@@ -59,40 +67,46 @@ class SignatureTable:
         self._dtype_info: dict[Any, tuple[str, int]] = {}
         self._lock = threading.Lock()
 
-    def columns(self, keys: Sequence[tuple]) -> pl.DataFrame:
-        """The signature columns of each row, in order; new signatures are interned.
-
-        When the new ones would overflow ``capacity`` (shapes that never repeat), the
-        rows' columns are computed directly instead, and the table stays as it is.
-        """
-        get = self.index.get
-        ids = [get(k) for k in keys]  # one hash per row: most signatures are known already
+    def intern(self, key: tuple) -> int | tuple:
+        """The id of signature ``key`` (added when new), or ``key`` itself once the table is full."""
         with self._lock:
-            if None in ids:
-                index = self.index
-                new = [k for k in dict.fromkeys(k for k, i in zip(keys, ids, strict=True) if i is None)
-                       if k not in index]
-                if len(self.keys) + len(new) > self.capacity:
-                    return self.convert(keys)
-                for k in new:
-                    index[k] = len(self.keys)
-                    self.keys.append(k)
-                ids = [index[k] if i is None else i for k, i in zip(keys, ids, strict=True)]
+            sid = self.index.get(key)
+            if sid is None:
+                if len(self.keys) >= self.capacity:
+                    return key
+                sid = self.index[key] = len(self.keys)
+                self.keys.append(key)
+            return sid
+
+    def key(self, sid: int | tuple) -> tuple:
+        """The signature tuple a row holds as ``sid`` (an id from :meth:`intern`, or the tuple)."""
+        return self.keys[sid] if isinstance(sid, int) else sid
+
+    def columns(self, sids: Sequence[int | tuple]) -> pl.DataFrame:
+        """The signature columns of each row, in order, from the ids :meth:`intern` gave."""
+        try:
+            ids = pl.Series(sids, dtype=pl.UInt32)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            ids = None  # a row past the capacity holds its signature tuple
+        with self._lock:
             have = self._frame.height
             if len(self.keys) > have:
                 self._frame = pl.concat([self._frame, self.convert(self.keys[have:])], rechunk=True)
             frame = self._frame
-        return frame[pl.Series(ids, dtype=pl.UInt32)]
+        if ids is None:
+            return self.convert([self.key(s) for s in sids])
+        return frame[ids]
 
     def convert(self, keys: Sequence[tuple]) -> pl.DataFrame:
         """Signature keys -> their columns (names, nested shape lists, FLOP estimates)."""
         if not keys:
             return pl.DataFrame(schema=_SIG_SCHEMA)
-        op, infos, phase, shapes, dtypes, nin, nout = zip(*keys, strict=True)
+        op, backend_keys, phase, shapes, dtypes, nin, nout = zip(*keys, strict=True)
+        infos = [self.backends[k] for k in backend_keys]
         dt_info = self._dtype_info
         for dt in dict.fromkeys(dtypes):
             if dt not in dt_info:
-                dt_info[dt] = (dt.name, dt.itemsize or 1)
+                dt_info[dt] = dtype_info(dt)
         op_col = pl.Series(op, dtype=pl.String)
         shapes_col = shapes_series(shapes)
         nout_col = pl.Series(nout, dtype=pl.Int64)
@@ -103,6 +117,15 @@ class SignatureTable:
             "bytes_in": nin, "bytes_out": nout_col,
             "flops": flops_column(op_col, shapes_col, nout_col // itemsize),
         }, schema=_SIG_SCHEMA)
+
+
+def dtype_info(dt: Any) -> tuple[str, int]:
+    """``(name, itemsize)`` of a row's dtype: a NumPy dtype, or the name of a DType (wgpu)."""
+    if isinstance(dt, str):
+        from ..dtypes import get_dtype
+
+        return dt, get_dtype(dt).itemsize or 1
+    return dt.name, dt.itemsize or 1
 
 
 def shapes_series(shapes: Sequence[tuple]) -> pl.Series:
