@@ -8,9 +8,10 @@ reaches the kernel, so clicking in a widget cannot break a notebook.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import anywidget
@@ -50,8 +51,23 @@ class ActionWidget(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
+        # state changes come from the kernel's thread (clicks) and from training and flush
+        # threads (events): ipywidgets' hold_sync is not thread-safe (a change made while
+        # another thread leaves hold_sync can be queued after the queue was sent, and never
+        # reach the page), so changes and held blocks take this lock
+        self._sync_lock = threading.RLock()
         super().__init__(**kwargs)
         self.on_msg(self._on_front_message)
+
+    @contextlib.contextmanager
+    def hold_sync(self) -> Iterator[None]:
+        """Send the changes made in the block together, when it ends (one thread at a time)."""
+        with self._sync_lock, super().hold_sync():
+            yield
+
+    def notify_change(self, change: Any) -> None:
+        with self._sync_lock:
+            super().notify_change(change)
 
     def _on_front_message(self, _widget: Any, content: Any, buffers: list[bytes]) -> None:
         if not isinstance(content, dict) or "action" not in content:

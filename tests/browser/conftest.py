@@ -239,9 +239,20 @@ class LabPage:
         return path
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    """Keep each phase's report on the test item, so the page fixture knows whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def lab_page(lab: Lab, browser: Any) -> Iterator[LabPage]:
-    """A fresh browser context and page (so no state leaks between tests)."""
+def lab_page(lab: Lab, browser: Any, request: Any) -> Iterator[LabPage]:
+    """A fresh browser context and page (so no state leaks between tests).
+
+    When the test fails, the whole page is saved as ``test-artifacts/failed-<test>.png``.
+    """
     context = browser.new_context(viewport={"width": 1300, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -249,6 +260,11 @@ def lab_page(lab: Lab, browser: Any) -> Iterator[LabPage]:
     try:
         yield lp
     finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            with contextlib.suppress(Exception):
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"), full_page=True)
         with contextlib.suppress(Exception):
             # shut the notebook's kernel down so the next test starts clean
             lp.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
