@@ -65,9 +65,11 @@ class ActionWidget(anywidget.AnyWidget):
         with self._sync_lock, super().hold_sync():
             yield
 
-    def notify_change(self, change: Any) -> None:
+    def _should_send_property(self, key: Any, value: Any) -> Any:
+        # the check of "holding" and the queueing of the change are one step for other threads
+        # (observers of the change run outside the lock)
         with self._sync_lock:
-            super().notify_change(change)
+            return super()._should_send_property(key, value)
 
     def _on_front_message(self, _widget: Any, content: Any, buffers: list[bytes]) -> None:
         if not isinstance(content, dict) or "action" not in content:
