@@ -44,6 +44,18 @@ def backend_params() -> list:
     return params
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """In CI, a test that skipped because wgpu is unavailable fails instead, wherever the skip is."""
+    report = yield
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if "wgpu unavailable" in reason:
+            report.outcome = "failed"
+            report.longrepr = f"wgpu must be available here (CI=true), but the test skipped: {reason}"
+    return report
+
+
 @pytest.fixture(params=backend_params())
 def device(request: pytest.FixtureRequest) -> str:
     """Each available backend's device name in turn ("cpu", "wgpu", "cuda")."""

@@ -119,7 +119,7 @@ def test_to_device_round_trip_and_gradients() -> None:
     devices = st.available_devices()
     other = next((d for d in devices if d != "cpu"), None)
     if other is None:
-        pytest.skip("only the cpu is available")
+        pytest.skip(f"only the cpu is available (wgpu unavailable: {probe('wgpu')['reason']})")
     y = x.to(other)
     assert str(y.device) == other and y.tolist() == [1.0, 2.0]
     (y * y).sum().to("cpu").backward()
