@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,13 @@ def blocks(doc: Path) -> list[str]:
     return BLOCK.findall(doc.read_text(encoding="utf-8"))
 
 
-def run_guide(doc: Path, module_name: str) -> int:
-    """Run the blocks in one namespace, check each claimed output, and return how many were checked."""
+def run_guide(doc: Path, module_name: str, skip: Callable[[str], str | None] | None = None,
+              skipped: list[str] | None = None) -> int:
+    """Run the blocks in one namespace, check each claimed output, and return how many were checked.
+
+    ``skip(source)`` may give a reason a block cannot run here (a missing GPU); such a
+    block is left out and its reason appended to ``skipped``.
+    """
     filenames: set[str] = set()
     printed: dict[tuple[str, int], str] = {}
 
@@ -39,6 +45,11 @@ def run_guide(doc: Path, module_name: str) -> int:
     namespace: dict = {"__name__": module_name, "print": recording_print}
     checked = 0
     for number, source in enumerate(blocks(doc), start=1):
+        why = skip(source) if skip is not None else None
+        if why:
+            if skipped is not None:
+                skipped.append(f"block {number}: {why}")
+            continue
         filename = f"docs/{doc.name}[block {number}]"
         filenames.add(filename)
         try:
