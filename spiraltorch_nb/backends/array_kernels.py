@@ -225,7 +225,14 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
                 gb = g2.sum(axis=0)
         return gx, gw, gb
 
+    def matmul_backward(g: Any, a: Any, b: Any, needs: tuple[bool, bool] = (True, True)) -> Any:
+        if a.ndim != 2 or b.ndim != 2:
+            raise ValueError(f"matmul_backward takes 2-d operands; got shapes {a.shape} and {b.shape}")
+        return (asarray(xp.matmul(g, b.T)) if needs[0] else None,
+                asarray(xp.matmul(a.T, g)) if needs[1] else None)
+
     k["matmul"] = matmul
+    k["matmul_backward"] = matmul_backward
     k["linear"] = linear
     k["linear_backward"] = linear_backward
 

@@ -25,9 +25,10 @@ def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
     if gs == shape:
         return g
     lead = len(gs) - len(shape)
-    dims = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1)
-    if dims:
-        g = g.sum(dim=dims, keepdim=True)
+    inner = tuple(i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1)
+    if not inner:  # only leading dimensions were broadcast (a bias): one reduction, no reshape
+        return g.sum(dim=tuple(range(lead))) if lead else g.reshape(shape)
+    g = g.sum(dim=tuple(range(lead)) + inner, keepdim=True)
     return g.reshape(shape)
 
 

@@ -110,6 +110,10 @@ def _matmul_bwd(i: Any, o: Any, g: Any) -> Any:
     if b1:
         G = G.unsqueeze(-1)
     ga = gb = None
+    if not (a1 or b1) and a.ndim == 2 and b.ndim == 2 and not _grad_state.enabled \
+            and a._be.name in _MATMUL_BACKWARD.forwards:
+        # first order, 2-d: one kernel call instead of two transposes and two matmuls
+        return dispatch("matmul_backward", G, a, b, needs=(a.requires_grad, b.requires_grad))
     if a.requires_grad:
         ga = sum_to(G @ _mT(B), A.shape)
         if a1:
@@ -122,6 +126,26 @@ def _matmul_bwd(i: Any, o: Any, g: Any) -> Any:
 
 
 _op("matmul", 2, backward=_matmul_bwd, dtype_rule="promote")
+
+
+def _matmul_grad(g: Any, a: Any, b: Any, needs: tuple[bool, bool] = (True, True)) -> Any:
+    """(da, db) of ``a @ b`` for 2-d ``a``, ``b`` as Tensor ops; ``needs`` leaves unwanted ones None."""
+    return (dispatch("matmul", g, dispatch("permute", b, dims=(1, 0))) if needs[0] else None,
+            dispatch("matmul", dispatch("permute", a, dims=(1, 0)), g) if needs[1] else None)
+
+
+def _matmul_backward_flops(shapes: Any, out_numel: int) -> int:
+    """2*m*k*n per gradient computed; which ran shows in the elements produced."""
+    (m, n), (_, k) = shapes[0], shapes[1]
+    per = 2 * m * k * n
+    return 2 * per if out_numel == m * k + k * n else per if out_numel else 0
+
+
+_MATMUL_BACKWARD = _op("matmul_backward", 3, num_outputs=2, composite=_matmul_grad, dtype_rule="promote",
+                       differentiable=False,
+                       metadata={"description": "first-order gradients (a, b) of a @ b for 2-d a and b; "
+                                                "needs=(a, b) picks which (the other is None)",
+                                 "category": "fused", "flops": _matmul_backward_flops})
 
 
 def _linear_grad(g: Any, x: Any, w: Any, needs: tuple[bool, bool, bool] = (True, True, True)) -> Any:

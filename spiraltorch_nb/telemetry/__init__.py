@@ -5,8 +5,10 @@
 >>> with st.telemetry.record() as rec:
 ...     (x @ x).sum().backward()
 ...     rec.log(step=0, loss=1.5)
->>> rec.summary().filter(op="matmul")["count"].item()
-3
+>>> rec.summary().filter(op="matmul")["count"].item()  # the forward; the gradients are one op
+1
+>>> rec.ops.filter(phase="backward")["op"].to_list()  # x is used twice: its two gradients add
+['expand', 'matmul_backward', 'add']
 >>> rec.metrics["value"].to_list()
 [1.5]
 

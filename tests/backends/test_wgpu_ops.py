@@ -215,6 +215,20 @@ def test_linear_backward(shape: tuple, needs: tuple) -> None:
             assert_same(WG.to_numpy(a), b, f"linear_backward {name} {shape} {needs}", 1e-4, 1e-5)
 
 
+@pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize(("m", "k", "n"), [(3, 4, 5), (0, 4, 5), (3, 0, 5)])
+def test_matmul_backward(m: int, k: int, n: int, needs: tuple) -> None:
+    g, a, b = f32(m, n), f32(m, k, seed=1), f32(k, n, seed=2)
+    want = KC["matmul_backward"](g, a, b, needs=needs)
+    got = KW["matmul_backward"](up(g), up(a), up(b), needs=needs)
+    for name, x, y in zip(("da", "db"), got, want, strict=True):
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert_same(WG.to_numpy(x), y, f"matmul_backward {name} {(m, k, n)} {needs}", 1e-4, 1e-5)
+    with pytest.raises(ValueError, match="2-d"):
+        KW["matmul_backward"](up(f32(2, 3, 4)), up(f32(2, 3, 5)), up(f32(5, 4)))
+
+
 @pytest.mark.parametrize("tiled", [True, False], ids=["workgroup-tiled", "registers-only"])
 def test_both_matmul_kernels(tiled: bool) -> None:
     # the tiled kernel (workgroup memory) runs on GPUs, the register-only one on CPU

@@ -367,6 +367,56 @@ def test_linear_first_order_kernel_matches_the_tensor_formula(needs: tuple, shap
             np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize(("m", "k", "n"), [(5, 3, 4), (0, 3, 4), (5, 0, 4), (1, 1, 1)])
+def test_matmul_first_order_kernel_matches_the_tensor_formula(needs: tuple, m: int, k: int, n: int) -> None:
+    """2-d ``a @ b``: the one-call first-order backward gives the gradients asked for, as torch does."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    a = st.tensor(values(rng, (m, k)), requires_grad=needs[0])
+    b = st.tensor(values(rng, (k, n)), requires_grad=needs[1])
+    g = st.tensor(values(rng, (m, n)))
+    with st.no_grad():
+        fast = st.ops.dispatch("matmul_backward", g, a, b, needs=needs)
+    formula = st.ops.global_operator_registry().get("matmul_backward").composite(g, a, b, needs)
+    for want, got, ref in zip(needs, fast, formula, strict=True):
+        assert (got is None) == (not want) == (ref is None)
+        if want:
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-6, atol=1e-6)
+    # backward() takes that route (one op), and leaves get torch's gradients
+    with st.telemetry.record() as rec:
+        (a @ b * g).sum().backward()
+    assert rec.ops.filter(phase="backward", op="matmul_backward").height == 1
+    assert rec.ops.filter(phase="backward", op="permute").height == 0
+    ta = torch.tensor(a.detach().numpy(), requires_grad=True)
+    tb = torch.tensor(b.detach().numpy(), requires_grad=True)
+    (ta @ tb * torch.tensor(g.numpy())).sum().backward()
+    for mine, theirs, want in ((a, ta, needs[0]), (b, tb, needs[1])):
+        assert (mine.grad is None) == (not want)
+        if want:
+            np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_matmul_second_order_goes_through_the_formula() -> None:
+    """With create_graph the gradient is built from differentiable ops, so it has a gradient itself."""
+    rng = np.random.default_rng(1)
+    a = st.tensor(values(rng, (3, 4)), requires_grad=True)
+    b = st.tensor(values(rng, (4, 2)), requires_grad=True)
+    (ga,) = st.autograd.grad((a @ b).pow(2).sum(), [a], create_graph=True)
+    (gb,) = st.autograd.grad(ga.sum(), [b])
+    # d/db of sum_ij (2 (a b) b^T)_ij = 2 (a^T 1 1^T b + ...): compare with a finite difference
+    eps = 1e-3
+    base = b.detach().numpy().astype(np.float64)
+    num = np.zeros_like(base)
+    an = a.detach().numpy().astype(np.float64)
+    for idx in np.ndindex(*base.shape):
+        for sign in (1, -1):
+            bb = base.copy()
+            bb[idx] += sign * eps
+            num[idx] += sign * (2 * (an @ bb) @ bb.T).sum() / (2 * eps)
+    np.testing.assert_allclose(gb.numpy(), num, rtol=1e-3, atol=1e-3)
+
+
 @pytest.mark.parametrize("classes", [3, 64, 65, 200])  # the cpu kernels work class-major up to 64 classes
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("smoothing", [0.0, 0.15])

@@ -101,7 +101,7 @@ class WGPUBackend(Backend):
     def capabilities(self) -> dict[str, Any]:
         return {"dtypes": [d.name for d in self.dtypes], "ops": sorted(self.kernels()), "autograd": True,
                 "fused": ["softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy",
-                          "cross_entropy_backward", "linear", "linear_backward", "fused_bias_gelu", "fused_bias_gelu_backward",
+                          "cross_entropy_backward", "matmul_backward", "linear", "linear_backward", "fused_bias_gelu", "fused_bias_gelu_backward",
                           "fused_layer_norm", "fused_layer_norm_backward"],
                 "default_int": self.default_int.name, "int64": False, "float64": False}
 

@@ -206,7 +206,13 @@ def build_kernels(rt: Runtime) -> dict[str, Callable[..., Any]]:
                 gb = reduce.reduce(rt, "sum", g2, 0, False)
         return gx, gw, gb
 
-    k.update(matmul=matmul, linear=linear, linear_backward=linear_backward, reshape=reshape, permute=permute, expand=expand, flip=flip, cat=cat, pad=pad)
+    def matmul_backward(g: Any, a: Any, b: Any, needs: tuple[bool, bool] = (True, True)) -> Any:
+        if a.ndim != 2 or b.ndim != 2:
+            raise ValueError(f"matmul_backward takes 2-d operands; got shapes {a.shape} and {b.shape}")
+        return (linalg.matmul(rt, g, layout.permute(b, (1, 0))) if needs[0] else None,
+                linalg.matmul(rt, layout.permute(a, (1, 0)), g) if needs[1] else None)
+
+    k.update(matmul=matmul, matmul_backward=matmul_backward, linear=linear, linear_backward=linear_backward, reshape=reshape, permute=permute, expand=expand, flip=flip, cat=cat, pad=pad)
 
     # ---- indexing ---------------------------------------------------------------------------
     def getitem(x: Any, key: Any) -> Any:
