@@ -1,10 +1,12 @@
 """Telemetry overhead on a training step: off, compiled in but inactive, active.
 
 The step: a 784-256-256-10 ReLU MLP, batch 128, cross-entropy, plain SGD written as
-``p -= lr * p.grad`` under ``st.no_grad()``. Four modes, measured round-robin in one
-run (A B C D A B C D ...), each sample the mean of ``--inner`` steps; an overhead is the
-median over rounds of the ratio to "off" in the same round (paired: drift of a shared
-machine's speed cancels):
+``p -= lr * p.grad`` under ``st.no_grad()``. Four modes, measured in rounds in one run,
+each round every mode once in a shuffled order (seeded), each sample the mean of
+``--inner`` steps (one by default: the samples of a round are milliseconds apart); an
+overhead is the median over rounds of the ratio to "off" in the same round (paired:
+drift of a shared machine's speed cancels; shuffled: so does whatever one mode leaves
+to the one after it, such as a cache filled or a collection due):
 
 * **off**: no observer installed (the dispatch branch is not taken);
 * **off again**: the same as off, measured in its own slot of each round: its
@@ -24,7 +26,7 @@ clocks: wall time, and the CPU time of the measuring thread, which other process
 a shared machine do not inflate (BLAS is pinned to this one thread). Targets: inactive
 under 1 %, active under 5 % of the step time.
 
-Run: ``python benchmarks/bench_telemetry.py [--rounds 40] [--inner 5]``.
+Run: ``python benchmarks/bench_telemetry.py [--rounds 300] [--inner 1]``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
+import random  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -83,28 +87,35 @@ def run(rounds: int, inner: int) -> dict[str, dict[str, float]]:
     rec.flush()
     registry.set_dispatch_observer(None)
 
+    collections = dict.fromkeys(("off", "off again", "inactive", "active"), 0)
+
     def timed(mode: str) -> tuple[float, float]:
         if mode == "active":
             registry.set_dispatch_observer(rec)
+        gc0 = sum(g["collections"] for g in gc.get_stats())
         w0, c0 = time.perf_counter(), time.thread_time()
         for _ in range(inner):
             step()
         wall, cpu = (time.perf_counter() - w0) / inner, (time.thread_time() - c0) / inner
+        collections[mode] += sum(g["collections"] for g in gc.get_stats()) - gc0
         if mode == "active":
             registry.set_dispatch_observer(None)
         return wall, cpu
 
     modes = ("off", "off again", "inactive", "active")
     samples: dict[str, dict[str, list[float]]] = {c: {m: [] for m in modes} for c in ("wall", "cpu")}
+    order = list(modes)
+    shuffle = random.Random(0).shuffle
     try:
         for _ in range(rounds):
-            for mode in modes:
+            shuffle(order)
+            for mode in order:
                 wall, cpu = timed(mode)
                 samples["wall"][mode].append(wall)
                 samples["cpu"][mode].append(cpu)
     finally:
         registry.set_dispatch_observer(rec)
-        staged = len(rec._ops_buf.stage)
+        staged = rec._ops_buf.staged
         w0, c0 = time.perf_counter(), time.thread_time()
         rec._ops_buf.flush()
         convert = {"wall": time.perf_counter() - w0, "cpu": time.thread_time() - c0}
@@ -129,19 +140,19 @@ def run(rounds: int, inner: int) -> dict[str, dict[str, float]]:
             "active_convert_pct": paired("active", conv),
         }
     out["info"] = {"ops_per_step": ops_per_step, "recorded_ops": rec.ops.height,
-                   "idle_recorder_rows": idle.ops.height}
+                   "idle_recorder_rows": idle.ops.height, "collections": collections}
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=40, help="round-robin rounds (A B C D per round)")
-    ap.add_argument("--inner", type=int, default=5, help="steps per sample")
+    ap.add_argument("--rounds", type=int, default=300, help="rounds (each mode once per round, shuffled)")
+    ap.add_argument("--inner", type=int, default=1, help="steps per sample")
     args = ap.parse_args()
     r = run(args.rounds, args.inner)
     info = r["info"]
     print(f"MLP 784-256-256-10, batch 128: {info['ops_per_step']:.0f} ops per step; "
-          f"{args.rounds} rounds x {args.inner} steps per mode, interleaved; "
+          f"{args.rounds} rounds x {args.inner} step(s) per mode, shuffled within each round; "
           f"medians, overhead = paired ratio to off")
     print(f"{'':<22}{'wall clock':>24}{'thread CPU time':>26}")
     print(f"{'mode':<22}{'step ms':>12}{'overhead':>12}{'step ms':>14}{'overhead':>12}{'target':>10}")
@@ -164,6 +175,8 @@ def main() -> None:
           f"amortized per step: {r['wall']['convert_us_per_step']:.1f} us wall, "
           f"{r['cpu']['convert_us_per_step']:.1f} us CPU; {info['recorded_ops']} ops recorded; "
           f"rows in the never-started recorder: {info['idle_recorder_rows']}")
+    print("garbage collections during the samples of each mode: "
+          + ", ".join(f"{m} {n}" for m, n in info["collections"].items()))
     print("(thread CPU time is not inflated by other processes on a shared machine; BLAS runs on this thread)")
 
 

@@ -1,7 +1,9 @@
 """Columnar event buffers: cheap appends, bounded memory, Polars frames on read.
 
-The hot path appends one tuple per event to a staging deque (``deque.append`` is
-atomic, so threads may append concurrently without a lock). When the stage holds
+The hot path appends one row per event to a stage, without a lock: a tuple to a
+deque (``deque.append`` is atomic), or, for a ``packed`` buffer, the row's
+bytes to an ``array('q')`` (``array.frombytes`` is atomic too). A packed row holds no
+Python object, so the garbage collector never sees it. When the stage holds
 ``chunk_rows`` rows, or when the frame is read, the rows are drained under a lock and
 converted column by column into one Polars chunk. ``flush_soon()`` hands that
 conversion to a converter thread instead, so the thread that records keeps running
@@ -12,10 +14,13 @@ in a spill directory so that a run of any length holds at most one chunk in memo
 
 from __future__ import annotations
 
+import struct
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -32,7 +37,8 @@ class EventBuffer:
     schema : dict
         Column name -> Polars dtype of the frames this buffer produces.
     convert : callable
-        ``convert(rows) -> pl.DataFrame``: turns staged row tuples into one chunk.
+        ``convert(rows) -> pl.DataFrame``: turns staged rows into one chunk: a list of
+        tuples, or with ``packed`` an ``array('q')`` of ``width`` values per row.
     chunk_rows : int
         Rows staged before they are converted into a chunk.
     max_rows : int or None
@@ -43,6 +49,10 @@ class EventBuffer:
     sort_by : str or None
         Column the frame is sorted by when read (rows from several threads may be
         staged slightly out of order).
+    packed : int or None
+        Rows are this many signed 64-bit ints, packed. The hot path appends
+        ``buf.pack(*values)`` to ``buf.stage`` with ``stage.frombytes``: a value that is
+        not an int in range fails in ``pack``, before anything is staged.
     """
 
     def __init__(
@@ -55,6 +65,7 @@ class EventBuffer:
         max_rows: int | None = None,
         spill_dir: str | Path | None = None,
         sort_by: str | None = None,
+        packed: int | None = None,
     ) -> None:
         self.name = name
         self.schema = schema
@@ -63,7 +74,15 @@ class EventBuffer:
         self.max_rows = None if max_rows is None else max(1, int(max_rows))
         self.spill_dir = None if spill_dir is None else Path(spill_dir)
         self.sort_by = sort_by
-        self.stage: deque[tuple] = deque()
+        self.stage: Any
+        if packed is None:
+            self.stage = deque()
+            self.width = 1  # stage entries per row
+            self.pack: Callable[..., bytes] | None = None
+        else:
+            self.stage = array("q")
+            self.width = int(packed)
+            self.pack = struct.Struct(f"={self.width}q").pack
         self._chunks: deque[pl.DataFrame] = deque()
         self._rows_in_memory = 0
         self._files: list[Path] = []
@@ -87,9 +106,17 @@ class EventBuffer:
     def append(self, row: tuple) -> None:
         """Stage one row; converts a chunk when the stage is full."""
         stage = self.stage
-        stage.append(row)
-        if len(stage) >= self.chunk_rows:
+        if self.pack is None:
+            stage.append(row)
+        else:
+            stage.frombytes(self.pack(*row))
+        if len(stage) >= self.chunk_rows * self.width:
             self.flush()
+
+    @property
+    def staged(self) -> int:
+        """Rows staged, not yet converted."""
+        return len(self.stage) // self.width
 
     def flush(self) -> None:
         """Convert every staged row into a chunk (kept, trimmed or spilled).
@@ -106,15 +133,23 @@ class EventBuffer:
             n = len(stage)
             if n == 0:
                 return
-            # popleft is atomic: rows appended by other threads meanwhile stay staged
-            pop = stage.popleft
-            rows = [pop() for _ in range(n)]
+            rows: Any
+            if self.pack is None:
+                # popleft is atomic: rows appended by other threads meanwhile stay staged
+                pop = stage.popleft
+                rows = [pop() for _ in range(n)]
+            else:  # whole rows (frombytes is atomic); rows appended meanwhile come after them
+                rows = stage[:n]
+                del stage[:n]
             try:
                 chunk = self._convert(rows)
             except BaseException:
-                stage.extendleft(reversed(rows))
+                if self.pack is None:
+                    stage.extendleft(reversed(rows))
+                else:
+                    stage[0:0] = rows
                 raise
-            self.drained += n
+            self.drained += n // self.width
             self._version += 1
             if self.spill_dir is not None:
                 self._spill(chunk)
@@ -189,7 +224,10 @@ class EventBuffer:
     def clear(self) -> None:
         """Forget every row (spilled files are deleted)."""
         with self._lock:
-            self.stage.clear()
+            if self.pack is None:
+                self.stage.clear()
+            else:
+                del self.stage[:]
             self._chunks.clear()
             self._rows_in_memory = 0
             for path in self._files:
@@ -216,7 +254,7 @@ class EventBuffer:
 
     def __len__(self) -> int:
         with self._lock:  # a conversion in progress holds rows that are neither staged nor stored
-            return self._rows_in_memory + self._rows_on_disk + len(self.stage)
+            return self._rows_in_memory + self._rows_on_disk + self.staged
 
     def frame(self) -> pl.DataFrame:
         """Everything recorded (minus dropped rows) as one DataFrame; cached until new rows come."""

@@ -73,6 +73,10 @@ TOPIC_TRANSFER = "telemetry.transfer"
 TOPIC_METRIC = "telemetry.metric"
 #: ops between two checks for telemetry.op subscribers
 _BUS_RECHECK = 256
+#: values per packed op row: signature id, seq, start, host time, token id, node, thread, step
+_OP_WIDTH = 8
+#: a missing value in a packed row (no node, no step, no device timer token)
+NULL = -(2**63)
 #: op columns that vary per call (the others come from the op's signature)
 _CALL_SCHEMA = {c: OPS_SCHEMA[c] for c in ("seq", "start_ns", "duration_ns", "timing", "host_ns", "node",
                                            "thread", "step")}
@@ -151,11 +155,13 @@ class Recorder(TelemetryFrames):
         self.options = {"max_events": max_events, "spill_dir": None if spill_dir is None else str(spill_dir),
                         "chunk_rows": chunk_rows, "device_timing": bool(device_timing),
                         "memory_every": memory_every, "events": bool(events)}
-        self._ops_buf = EventBuffer("ops", OPS_SCHEMA, self._convert_ops, sort_by="seq", **opts)
+        self._ops_buf = EventBuffer("ops", OPS_SCHEMA, self._convert_ops, sort_by="seq", packed=_OP_WIDTH, **opts)
         self._xfer_buf = EventBuffer("transfers", TRANSFERS_SCHEMA, _convert(TRANSFERS_SCHEMA), sort_by="seq", **opts)
         self._mem_buf = EventBuffer("memory", MEMORY_SCHEMA, _convert(MEMORY_SCHEMA), sort_by="time_ns", **opts)
         self._met_buf = EventBuffer("metrics", METRICS_SCHEMA, _convert(METRICS_SCHEMA), sort_by="time_ns", **opts)
         self._op_stage = self._ops_buf.stage
+        self._op_add = self._op_stage.frombytes
+        self._op_pack: Any = self._ops_buf.pack
         self._ops_buf.on_flushed = self._rescheduled
         self._op_chunk = self._ops_buf.chunk_rows
         self._seq = itertools.count()
@@ -166,10 +172,14 @@ class Recorder(TelemetryFrames):
         self._flop_rules: dict[str, Any] = {}
         self._sigs = SignatureTable(self._infos)
         self._sig_ids = self._sigs.index  # read without the lock on the hot path (one dict get)
+        #: device timer tokens by id, until their rows are converted (rows hold the id)
+        self._tokens: dict[int, Any] = {}
+        self._token_ids = itertools.count()
         self._memory_every: float = memory_every or math.inf
         self._next_memory: float = math.inf  # op count at which memory is sampled next
-        self._trigger: float = self._op_chunk  # stage length at which on_op calls _on_trigger
+        self._trigger: float = self._op_chunk * _OP_WIDTH  # stage length at which on_op calls _on_trigger
         self._step: int | None = None
+        self._step_value = NULL  # _step as a row holds it
         self._active = False
         self._owns_fit = False
         self._bus: Any = None
@@ -208,7 +218,7 @@ class Recorder(TelemetryFrames):
                 self._bus = global_registry().events
             self._next_memory = self._ops_buf.drained + len(self._op_stage) + self._memory_every
             self._next_bus_check = 0
-            self._schedule(self._ops_buf.drained + len(self._op_stage))
+            self._schedule(self._ops_buf.drained + self._ops_buf.staged)
             self._active = True
             _registry.set_dispatch_observer(self)
         self.sample_memory()
@@ -244,6 +254,7 @@ class Recorder(TelemetryFrames):
         """Forget every recorded row (the recorder stays active if it was)."""
         for buf in (self._ops_buf, self._xfer_buf, self._mem_buf, self._met_buf):
             buf.clear()
+        self._tokens.clear()
 
     # ---- frames -------------------------------------------------------------------
     @property
@@ -312,10 +323,12 @@ class Recorder(TelemetryFrames):
               phase: str) -> None:
         """Called by dispatch after every op while this recorder is active.
 
-        One row per op: ``(signature id, seq, start, host time, device timer token, node,
-        thread, step)``, plain values only, where the signature ``(op, backend key, phase,
-        shapes, dtype, bytes in, bytes out)`` is the part that repeats from step to step,
-        interned here (see :mod:`~spiraltorch_nb.telemetry.signatures`).
+        One row per op, eight ints packed into the stage (see :mod:`.buffers`): the id of
+        the op's signature ``(op, backend key, phase, shapes, dtype, bytes in, bytes
+        out)``, interned here (see :mod:`~spiraltorch_nb.telemetry.signatures`), then
+        seq, start, host time, device timer token, node, thread and step, with
+        :data:`NULL` for a missing value. The row holds no Python object, so recording
+        leaves nothing for the garbage collector: the temporaries made here are freed here.
         """
         info = self._backends.get(be)
         if info is None:
@@ -332,62 +345,72 @@ class Recorder(TelemetryFrames):
                 da = args[0]._data
                 shapes, nin = (da.shape,), da.nbytes
             else:
-                shapes, nin = [], 0
-                for a in args:
-                    if a.__class__ is T:  # Tensor has no subclasses
-                        d = a._data
-                        shapes.append(d.shape)
-                        nin += d.nbytes
+                shapes, nin = self._shapes(info, args)
             od = out._data
-            nout = od.nbytes
-            dt = od.dtype
+            sig = (op.name, info.key, phase, shapes, od.dtype, nin, od.nbytes)
         else:
-            shapes, nin = [], 0
-            if len(outputs) > 1:  # a multi-output op leaves the outputs it was not asked for as None
-                outputs = tuple(o for o in outputs if o is not None) or outputs[:1]
-                out = outputs[0]
-            shape_of, nbytes_of = info.shape_of, info.nbytes_of
-            dt = None
-            for a in args:
-                if a.__class__ is T:
-                    d = a._data
-                    shapes.append(shape_of(d))
-                    nin += nbytes_of(d)
-                    if out is None and dt is None:
-                        dt = info.dtype_of(d)
-            nout = 0
-            if out is not None:  # None: nothing was asked for; recorded with no output bytes
-                dt = info.dtype_of(out._data)
-                for o in outputs:
-                    nout += nbytes_of(o._data)
-            if dt.__class__ is DType:  # a row holds plain values only (see BackendInfo): its name
-                dt = dt.name
-        timer = info.timer
-        node = None if out is None else out._node
-        sig = (op.name, info.key, phase, tuple(shapes), dt, nin, nout)
-        sid: int | tuple | None = self._sig_ids.get(sig)
+            sig = self._signature(op, info, args, outputs, phase)
+        sid = self._sig_ids.get(sig)
         if sid is None:
             sid = self._sigs.intern(sig)
-        row = (sid, next(self._seq), start_ns, duration_ns,
-               None if timer is None else timer.mark(), None if node is None else id(node), _get_ident(),
-               self._step)
-        stage = self._op_stage
-        stage.append(row)
-        if len(stage) >= self._trigger:
+        timer = info.timer
+        node = None if out is None else out._node
+        self._op_add(self._op_pack(sid, next(self._seq), start_ns, duration_ns,
+                                   NULL if timer is None else self._token(timer.mark()),
+                                   NULL if node is None else id(node), _get_ident(), self._step_value))
+        if len(self._op_stage) >= self._trigger:
             self._on_trigger()
         bus = self._op_bus
         if bus is not None and bus.has_subscribers(TOPIC_OP):
-            bus.publish(TOPIC_OP, self._op_payload(row))
+            bus.publish(TOPIC_OP, self._op_payload(sig, self._op_stage[-_OP_WIDTH:]))
+
+    def _signature(self, op: Any, info: BackendInfo, args: tuple, outputs: tuple, phase: str) -> tuple:
+        """The signature of an op whose arrays are not NumPy's, or with several outputs."""
+        T = _Tensor
+        if len(outputs) > 1:  # a multi-output op leaves the outputs it was not asked for as None
+            outputs = tuple(o for o in outputs if o is not None) or outputs[:1]
+        out = outputs[0]
+        shapes, nin = self._shapes(info, args)
+        nout = 0
+        if out is None:  # nothing was asked for: recorded with no output bytes, the input dtype
+            dt = next((info.dtype_of(a._data) for a in args if a.__class__ is T), None)
+        else:
+            dt = info.dtype_of(out._data)
+            nbytes_of = info.nbytes_of
+            for o in outputs:
+                nout += nbytes_of(o._data)
+        if dt.__class__ is DType:  # signatures hold hashable plain values: its name
+            dt = dt.name
+        return (op.name, info.key, phase, shapes, dt, nin, nout)
+
+    def _token(self, token: Any) -> int:
+        """A device timer token's id: rows hold ints; the token waits here until conversion."""
+        tid = next(self._token_ids)
+        self._tokens[tid] = token
+        return tid
+
+    @staticmethod
+    def _shapes(info: BackendInfo, args: tuple) -> tuple[tuple, int]:
+        """The shapes and total bytes of the tensor arguments (the general path)."""
+        T = _Tensor
+        shapes, nin = [], 0
+        shape_of, nbytes_of = info.shape_of, info.nbytes_of
+        for a in args:
+            if a.__class__ is T:  # Tensor has no subclasses
+                d = a._data
+                shapes.append(tuple(shape_of(d)))
+                nin += nbytes_of(d)
+        return tuple(shapes), nin
 
     def _on_trigger(self) -> None:
         """The stage reached a chunk, a memory sample or a bus check (one test per op covers all)."""
         with self._lock:
             buf = self._ops_buf
-            total = buf.drained + len(self._op_stage)
+            staged = buf.staged
+            total = buf.drained + staged
             if total >= self._next_memory:
                 self._next_memory = total + self._memory_every
                 self.sample_memory()
-            staged = len(self._op_stage)
             if staged >= self._op_chunk:
                 if staged < MAX_STAGED_CHUNKS * self._op_chunk:
                     # converted on the converter thread; until it has drained the stage, the
@@ -396,15 +419,15 @@ class Recorder(TelemetryFrames):
                     self._schedule(total, pending=staged)
                     return
                 buf.flush()  # the converter fell behind: convert here, so memory stays bounded
-            self._schedule(self._ops_buf.drained + len(self._op_stage))
+            self._schedule(self._ops_buf.drained + self._ops_buf.staged)
 
     def _rescheduled(self) -> None:
         """After a background conversion: triggers count from the new stage length again."""
         with self._lock:
-            self._schedule(self._ops_buf.drained + len(self._op_stage))
+            self._schedule(self._ops_buf.drained + self._ops_buf.staged)
 
     def _schedule(self, total: int, pending: int = 0) -> None:
-        """Set the stage length at which ``on_op`` next calls ``_on_trigger``.
+        """Set the stage length (in values, :data:`_OP_WIDTH` per row) at which ``on_op`` next calls ``_on_trigger``.
 
         ``pending``: staged rows a background conversion is about to drain; thresholds are
         counted from there so that ``on_op`` does not fire on every op meanwhile.
@@ -417,10 +440,11 @@ class Recorder(TelemetryFrames):
             self._next_bus_check = total + _BUS_RECHECK
         drained = self._ops_buf.drained
         if pending:
-            self._trigger = pending + max(1, min(self._op_chunk, self._next_memory - total,
-                                                 self._next_bus_check - total))
+            self._trigger = _OP_WIDTH * (pending + max(1, min(self._op_chunk, self._next_memory - total,
+                                                              self._next_bus_check - total)))
             return
-        self._trigger = max(1, min(self._op_chunk, self._next_memory - drained, self._next_bus_check - drained))
+        self._trigger = _OP_WIDTH * max(1, min(self._op_chunk, self._next_memory - drained,
+                                               self._next_bus_check - drained))
 
     def on_transfer(self, src: str, dst: str, nbytes: int, start_ns: int, duration_ns: int) -> None:
         """Called through ``backends.base.report_transfer`` for each host<->device copy."""
@@ -481,16 +505,17 @@ class Recorder(TelemetryFrames):
             warnings.warn(f"telemetry: the device timer of backend '{backend}' failed ({type(exc).__name__}: "
                           f"{exc}); its ops are timed on the host (timing='host')", RuntimeWarning, stacklevel=3)
 
-    def _op_payload(self, row: tuple) -> dict[str, Any]:
-        sid, seq, start, dur, _tok, node, thread, step = row
-        op, key, phase, shapes, dt, nin, nout = self._sigs.key(sid)
+    def _op_payload(self, sig: tuple, row: Any) -> dict[str, Any]:
+        op, key, phase, shapes, dt, nin, nout = sig
+        _sid, seq, start, dur, _tok, node, thread, step = row
         info = self._infos[key]
         dt_name, isz = dtype_info(dt)
         flops = self._flops(op, shapes, nout // isz)
         return {"seq": seq, "op": op, "backend": info.name, "device": info.device, "phase": phase,
                 "shapes": [list(s) for s in shapes], "dtype": dt_name, "start_ns": start,
                 "duration_ns": dur, "timing": "host", "host_ns": dur, "bytes_in": nin,
-                "bytes_out": nout, "flops": flops, "node": node, "thread": thread, "step": step}
+                "bytes_out": nout, "flops": flops, "node": None if node == NULL else node, "thread": thread,
+                "step": None if step == NULL else step}
 
     # ---- conversion (a chunk at a time) -------------------------------------------
     def _flops(self, op: str, shapes: tuple, out_numel: int) -> int | None:
@@ -502,32 +527,40 @@ class Recorder(TelemetryFrames):
         except Exception:  # a custom estimate that fails leaves the cell empty
             return None
 
-    def _convert_ops(self, rows: list[tuple]) -> pl.DataFrame:
-        sigs, seq, start, host, tokens, node, thread, step = zip(*rows, strict=True)
-        n = len(rows)
+    def _convert_ops(self, rows: Any) -> pl.DataFrame:
+        a = np.frombuffer(rows, dtype=np.int64).reshape(-1, _OP_WIDTH)
+        sid, seq, start, host, tok, node, thread, step = (np.ascontiguousarray(c) for c in a.T)
+        n = len(a)
         host_col = pl.Series(host, dtype=pl.Int64)
         duration: pl.Series | list[int] = host_col
         timing: pl.Series | list[str] = pl.repeat("host", n, eager=True)
-        if tokens.count(None) != n:
-            infos, key = self._infos, self._sigs.key
-            duration, timing = self._resolve_device_times([infos[key(s)[1]] for s in sigs], tokens, host)
+        timed = np.flatnonzero(tok != NULL)
+        if len(timed):
+            key, pop = self._sigs.key, self._tokens.pop
+            infos = [self._infos[key(s)[1]] for s in sid[timed].tolist()]
+            tokens = [pop(t, None) for t in tok[timed].tolist()]  # None: dropped by clear()
+            duration, timing = self._resolve_device_times(infos, tokens, timed.tolist(), host.tolist())
         calls = pl.DataFrame({
             "seq": seq, "start_ns": start, "duration_ns": duration, "timing": timing, "host_ns": host_col,
-            "node": node, "thread": thread, "step": step,
+            "node": _nullable(node), "thread": thread, "step": _nullable(step),
         }, schema=_CALL_SCHEMA)
-        return pl.concat([calls, self._sigs.columns(sigs)], how="horizontal").select(list(OPS_SCHEMA))
+        return pl.concat([calls, self._sigs.columns(sid)], how="horizontal").select(list(OPS_SCHEMA))
 
-    def _resolve_device_times(self, infos: list, tokens: tuple, host: tuple) -> tuple[list[int], list[str]]:
-        duration = list(host)
+    def _resolve_device_times(self, infos: list, tokens: list, rows: list[int],
+                              host: list[int]) -> tuple[list[int], list[str]]:
+        """Device durations for ``rows`` (their backends' ``infos`` and ``tokens``); host time elsewhere."""
+        duration = host
         timing = ["host"] * len(host)
-        by_timer: dict[int, tuple[Any, str, list[int]]] = {}
-        for i, tok in enumerate(tokens):
-            if tok is not None:
-                info = infos[i]
-                by_timer.setdefault(id(info.timer), (info.timer, info.name, []))[2].append(i)
-        for timer, backend, idx in by_timer.values():
+        by_timer: dict[int, tuple[Any, str, list[int], list[Any]]] = {}
+        for info, tok, i in zip(infos, tokens, rows, strict=True):
+            if tok is None:
+                continue
+            entry = by_timer.setdefault(id(info.timer), (info.timer, info.name, [], []))
+            entry[2].append(i)
+            entry[3].append(tok)
+        for timer, backend, idx, toks in by_timer.values():
             try:
-                elapsed = list(timer.elapsed_ns([tokens[i] for i in idx]))
+                elapsed = list(timer.elapsed_ns(toks))
             except Exception as exc:  # the rows keep their host times
                 self._warn_timer(backend, exc)
                 continue
@@ -581,9 +614,12 @@ class Recorder(TelemetryFrames):
         elif isinstance(step, bool) or not isinstance(step, int | np.integer):
             raise TelemetryError(f"log(step=...) expects an int; got {type(step).__name__} {step!r}")
         step = int(step)
+        if not -(2**63) < step < 2**63:
+            raise TelemetryError(f"log(step=...) expects a step that fits in 64 bits; got {step}")
         now = _perf_ns()
         rows = [(step, name, _to_float(name, value), now) for name, value in metrics.items()]
         self._step = step
+        self._step_value = step
         for r in rows:
             self._met_buf.append(r)
         if self._active:
@@ -685,6 +721,13 @@ def _numeric(logs: dict[str, Any] | None) -> dict[str, Any]:
         elif isinstance(v, np.ndarray) and v.size == 1:
             out[k] = v
     return out
+
+
+def _nullable(col: np.ndarray) -> pl.Series:
+    """An Int64 column of a packed row field, null where it holds :data:`NULL`."""
+    s = pl.Series(col, dtype=pl.Int64)
+    missing = col == NULL
+    return s.scatter(np.flatnonzero(missing), None) if missing.any() else s
 
 
 def _int_or_none(v: Any) -> int | None:

@@ -2,15 +2,15 @@
 
 A training loop dispatches the same ops on the same shapes every step. The repeating
 part of each event, its *signature* ``(op, backend, phase, input shapes, dtype, bytes
-in, bytes out)``, is interned when the op is recorded: the row keeps the signature's
-id (an int) and the per-call values, all plain values, so the garbage collector stops
-tracking staged rows at its first pass instead of walking them again and again (with
-the signature tuple itself in the row, collection took as long as the lookup saves).
-At conversion the columns (names, nested shape lists, FLOP estimates) are gathered by
-id from a frame holding each distinct signature once.
+in, bytes out)``, is interned when the op is recorded (one dictionary lookup), and the
+row keeps only the signature's id and the per-call values: eight ints, packed into an
+array the garbage collector never walks (see :mod:`.buffers`). At conversion the
+columns (names, nested shape lists, FLOP estimates) are gathered by id from a frame
+holding each distinct signature once.
 
 The table holds at most ``capacity`` signatures; past that (shapes that never repeat)
-a row keeps its signature tuple and its columns are computed directly.
+a signature gets a negative id, is held until its row is converted, and its columns
+are computed directly.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from .costs import flops_column
@@ -34,7 +35,7 @@ _SIG_SCHEMA = {c: OPS_SCHEMA[c] for c in SIGNATURE_COLUMNS}
 class BackendInfo:
     """What the hot path needs to know about one backend, looked up once per op.
 
-    Rows name it by ``key`` (an int), not by reference: a row of plain values is one the
+    Rows name it by ``key`` (an int), not by reference: a row of atomic values is one the
     garbage collector stops tracking, so staged rows cost no collection time.
     """
 
@@ -65,37 +66,51 @@ class SignatureTable:
         self.keys: list[tuple] = []
         self._frame = pl.DataFrame(schema=_SIG_SCHEMA)
         self._dtype_info: dict[Any, tuple[str, int]] = {}
+        #: signatures past the capacity, by their negative ids, until their rows are converted
+        self.overflow: dict[int, tuple] = {}
+        self._overflow_next = 0
         self._lock = threading.Lock()
 
-    def intern(self, key: tuple) -> int | tuple:
-        """The id of signature ``key`` (added when new), or ``key`` itself once the table is full."""
+    def intern(self, key: tuple) -> int:
+        """The id of signature ``key`` (added when new); negative once the table is full.
+
+        A negative id stands for ``key`` until :meth:`columns` converts its row.
+        """
         with self._lock:
             sid = self.index.get(key)
             if sid is None:
                 if len(self.keys) >= self.capacity:
-                    return key
+                    self._overflow_next -= 1
+                    self.overflow[self._overflow_next] = key
+                    return self._overflow_next
                 sid = self.index[key] = len(self.keys)
                 self.keys.append(key)
             return sid
 
-    def key(self, sid: int | tuple) -> tuple:
-        """The signature tuple a row holds as ``sid`` (an id from :meth:`intern`, or the tuple)."""
-        return self.keys[sid] if isinstance(sid, int) else sid
+    def key(self, sid: int) -> tuple:
+        """The signature tuple of id ``sid`` (from :meth:`intern`)."""
+        return self.keys[sid] if sid >= 0 else self.overflow[sid]
 
-    def columns(self, sids: Sequence[int | tuple]) -> pl.DataFrame:
-        """The signature columns of each row, in order, from the ids :meth:`intern` gave."""
-        try:
-            ids = pl.Series(sids, dtype=pl.UInt32)
-        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-            ids = None  # a row past the capacity holds its signature tuple
+    def columns(self, sids: np.ndarray) -> pl.DataFrame:
+        """The signature columns of each row, in order, from the ids :meth:`intern` gave.
+
+        Negative ids (signatures past the capacity) are converted directly and released.
+        """
         with self._lock:
             have = self._frame.height
             if len(self.keys) > have:
                 self._frame = pl.concat([self._frame, self.convert(self.keys[have:])], rechunk=True)
             frame = self._frame
-        if ids is None:
-            return self.convert([self.key(s) for s in sids])
-        return frame[ids]
+            if len(sids) and sids.min() < 0:
+                keys = [self.key(s) for s in sids.tolist()]
+                for s in set(sids[sids < 0].tolist()):
+                    del self.overflow[s]
+                overflow = True
+            else:
+                overflow = False
+        if overflow:
+            return self.convert(keys)
+        return frame[pl.Series(sids, dtype=pl.UInt32)]
 
     def convert(self, keys: Sequence[tuple]) -> pl.DataFrame:
         """Signature keys -> their columns (names, nested shape lists, FLOP estimates)."""
