@@ -18,9 +18,9 @@ to the one after it, such as a cache filled or a collection due):
 
 The recorder appends one row per op on the thread that runs the ops; full chunks of
 rows are converted to Polars on its converter thread, overlapping the training
-thread's GIL-free work (BLAS). That conversion (in its steady state: each op
-signature is interned by the first one) is timed separately here, on this thread, and
-reported as an amortized cost per step ("active + conversion"): an upper
+thread's GIL-free work (BLAS). That conversion of a full chunk (in its steady state:
+each op signature is interned by the first one) is timed separately here, on this
+thread, and reported as an amortized cost per step ("active + conversion"): an upper
 bound on what it adds, as if it did not overlap anything. Every sample is taken on two
 clocks: wall time, and the CPU time of the measuring thread, which other processes on
 a shared machine do not inflate (BLAS is pinned to this one thread). Targets: inactive
@@ -115,16 +115,25 @@ def run(rounds: int, inner: int) -> dict[str, dict[str, float]]:
                 samples["cpu"][mode].append(cpu)
     finally:
         registry.set_dispatch_observer(rec)
-        staged = rec._ops_buf.staged
-        w0, c0 = time.perf_counter(), time.thread_time()
-        rec._ops_buf.flush()
-        convert = {"wall": time.perf_counter() - w0, "cpu": time.thread_time() - c0}
         rec.stop()
     ops_per_step = rec.ops.height / (rounds * inner + 2)
+    # a conversion as the converter thread does it: one full chunk of this step's rows
+    # (the rows of the last steps, repeated), timed here, on this thread
+    rows = []
+    with rec:
+        while len(rows) < rec._ops_buf.chunk_rows:
+            step()
+            rows.extend(rec._ops_buf.stage)
+            rec._ops_buf.stage.clear()
+    rows = rows[:rec._ops_buf.chunk_rows]
+    rec._convert_ops(rows)  # signatures interned, Polars warmed
+    w0, c0 = time.perf_counter(), time.thread_time()
+    rec._convert_ops(rows)
+    convert = {"wall": time.perf_counter() - w0, "cpu": time.thread_time() - c0}
     out: dict[str, dict[str, float]] = {}
     for clock, by_mode in samples.items():
         med = {m: statistics.median(v) for m, v in by_mode.items()}
-        conv = convert[clock] / staged * ops_per_step if staged else 0.0
+        conv = convert[clock] / len(rows) * ops_per_step
 
         def paired(mode: str, extra: float = 0.0, by_mode: dict = by_mode) -> float:
             # the median over rounds of (mode + extra) / off within one round: drift cancels

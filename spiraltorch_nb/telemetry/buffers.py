@@ -1,9 +1,9 @@
 """Columnar event buffers: cheap appends, bounded memory, Polars frames on read.
 
-The hot path appends one row per event to a stage, without a lock: a tuple to a
-deque (``deque.append`` is atomic), or, for a ``packed`` buffer, the row's
-bytes to an ``array('q')`` (``array.frombytes`` is atomic too). A packed row holds no
-Python object, so the garbage collector never sees it. When the stage holds
+The hot path appends one row per event to a staging deque, without a lock
+(``deque.append`` is atomic): a tuple, or for a ``packed`` buffer the row's values
+packed into one ``bytes`` object, which the garbage collector does not track (a
+tuple stays tracked until a collection looks at it). When the stage holds
 ``chunk_rows`` rows, or when the frame is read, the rows are drained under a lock and
 converted column by column into one Polars chunk. ``flush_soon()`` hands that
 conversion to a converter thread instead, so the thread that records keeps running
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import struct
 import threading
-from array import array
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,16 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["EventBuffer"]
+__all__ = ["EventBuffer", "int64_row"]
+
+
+def int64_row(n: int) -> struct.Struct:
+    """The :class:`struct.Struct` of ``n`` native signed 64-bit ints, no padding.
+
+    ``l`` where a C long has 64 bits (its packing reads multi-digit ints directly;
+    ``q`` goes through a generic byte conversion for them, 4x the work), else ``q``.
+    """
+    return struct.Struct(f"{int(n)}{'l' if struct.calcsize('l') == 8 else 'q'}")
 
 
 class EventBuffer:
@@ -37,8 +45,8 @@ class EventBuffer:
     schema : dict
         Column name -> Polars dtype of the frames this buffer produces.
     convert : callable
-        ``convert(rows) -> pl.DataFrame``: turns staged rows into one chunk: a list of
-        tuples, or with ``packed`` an ``array('q')`` of ``width`` values per row.
+        ``convert(rows) -> pl.DataFrame``: turns a list of staged rows into one chunk
+        (tuples, or with ``packed`` the bytes of each row).
     chunk_rows : int
         Rows staged before they are converted into a chunk.
     max_rows : int or None
@@ -50,16 +58,16 @@ class EventBuffer:
         Column the frame is sorted by when read (rows from several threads may be
         staged slightly out of order).
     packed : int or None
-        Rows are this many signed 64-bit ints, packed. The hot path appends
-        ``buf.pack(*values)`` to ``buf.stage`` with ``stage.frombytes``: a value that is
-        not an int in range fails in ``pack``, before anything is staged.
+        Rows are this many signed 64-bit ints, packed: the hot path appends
+        ``buf.pack(*values)`` to ``buf.stage``; a value that is not an int in range
+        fails in ``pack``, before anything is staged.
     """
 
     def __init__(
         self,
         name: str,
         schema: dict[str, pl.DataType],
-        convert: Callable[[list[tuple]], pl.DataFrame],
+        convert: Callable[[list[Any]], pl.DataFrame],
         *,
         chunk_rows: int = 8192,
         max_rows: int | None = None,
@@ -74,15 +82,9 @@ class EventBuffer:
         self.max_rows = None if max_rows is None else max(1, int(max_rows))
         self.spill_dir = None if spill_dir is None else Path(spill_dir)
         self.sort_by = sort_by
-        self.stage: Any
-        if packed is None:
-            self.stage = deque()
-            self.width = 1  # stage entries per row
-            self.pack: Callable[..., bytes] | None = None
-        else:
-            self.stage = array("q")
-            self.width = int(packed)
-            self.pack = struct.Struct(f"={self.width}q").pack
+        self.stage: deque[Any] = deque()
+        #: ``pack(*values) -> bytes`` of a packed buffer's rows (native int64s, no padding)
+        self.pack: Callable[..., bytes] | None = None if packed is None else int64_row(packed).pack
         self._chunks: deque[pl.DataFrame] = deque()
         self._rows_in_memory = 0
         self._files: list[Path] = []
@@ -106,17 +108,14 @@ class EventBuffer:
     def append(self, row: tuple) -> None:
         """Stage one row; converts a chunk when the stage is full."""
         stage = self.stage
-        if self.pack is None:
-            stage.append(row)
-        else:
-            stage.frombytes(self.pack(*row))
-        if len(stage) >= self.chunk_rows * self.width:
+        stage.append(row if self.pack is None else self.pack(*row))
+        if len(stage) >= self.chunk_rows:
             self.flush()
 
     @property
     def staged(self) -> int:
         """Rows staged, not yet converted."""
-        return len(self.stage) // self.width
+        return len(self.stage)
 
     def flush(self) -> None:
         """Convert every staged row into a chunk (kept, trimmed or spilled).
@@ -133,23 +132,15 @@ class EventBuffer:
             n = len(stage)
             if n == 0:
                 return
-            rows: Any
-            if self.pack is None:
-                # popleft is atomic: rows appended by other threads meanwhile stay staged
-                pop = stage.popleft
-                rows = [pop() for _ in range(n)]
-            else:  # whole rows (frombytes is atomic); rows appended meanwhile come after them
-                rows = stage[:n]
-                del stage[:n]
+            # popleft is atomic: rows appended by other threads meanwhile stay staged
+            pop = stage.popleft
+            rows = [pop() for _ in range(n)]
             try:
                 chunk = self._convert(rows)
             except BaseException:
-                if self.pack is None:
-                    stage.extendleft(reversed(rows))
-                else:
-                    stage[0:0] = rows
+                stage.extendleft(reversed(rows))
                 raise
-            self.drained += n // self.width
+            self.drained += n
             self._version += 1
             if self.spill_dir is not None:
                 self._spill(chunk)
@@ -224,10 +215,7 @@ class EventBuffer:
     def clear(self) -> None:
         """Forget every row (spilled files are deleted)."""
         with self._lock:
-            if self.pack is None:
-                self.stage.clear()
-            else:
-                del self.stage[:]
+            self.stage.clear()
             self._chunks.clear()
             self._rows_in_memory = 0
             for path in self._files:
@@ -254,7 +242,7 @@ class EventBuffer:
 
     def __len__(self) -> int:
         with self._lock:  # a conversion in progress holds rows that are neither staged nor stored
-            return self._rows_in_memory + self._rows_on_disk + self.staged
+            return self._rows_in_memory + self._rows_on_disk + len(self.stage)
 
     def frame(self) -> pl.DataFrame:
         """Everything recorded (minus dropped rows) as one DataFrame; cached until new rows come."""

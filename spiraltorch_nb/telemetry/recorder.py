@@ -37,6 +37,7 @@ import math
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ import polars as pl
 from ..backends.base import Backend
 from ..dtypes import DType
 from ..ops import registry as _registry
-from .buffers import EventBuffer
+from .buffers import EventBuffer, int64_row
 from .costs import flops_rule
 from .frames import (
     MEMORY_SCHEMA,
@@ -77,6 +78,7 @@ _BUS_RECHECK = 256
 _OP_WIDTH = 8
 #: a missing value in a packed row (no node, no step, no device timer token)
 NULL = -(2**63)
+_unpack = int64_row(_OP_WIDTH).unpack
 #: op columns that vary per call (the others come from the op's signature)
 _CALL_SCHEMA = {c: OPS_SCHEMA[c] for c in ("seq", "start_ns", "duration_ns", "timing", "host_ns", "node",
                                            "thread", "step")}
@@ -160,7 +162,7 @@ class Recorder(TelemetryFrames):
         self._mem_buf = EventBuffer("memory", MEMORY_SCHEMA, _convert(MEMORY_SCHEMA), sort_by="time_ns", **opts)
         self._met_buf = EventBuffer("metrics", METRICS_SCHEMA, _convert(METRICS_SCHEMA), sort_by="time_ns", **opts)
         self._op_stage = self._ops_buf.stage
-        self._op_add = self._op_stage.frombytes
+        self._op_add = self._op_stage.append
         self._op_pack: Any = self._ops_buf.pack
         self._ops_buf.on_flushed = self._rescheduled
         self._op_chunk = self._ops_buf.chunk_rows
@@ -177,7 +179,7 @@ class Recorder(TelemetryFrames):
         self._token_ids = itertools.count()
         self._memory_every: float = memory_every or math.inf
         self._next_memory: float = math.inf  # op count at which memory is sampled next
-        self._trigger: float = self._op_chunk * _OP_WIDTH  # stage length at which on_op calls _on_trigger
+        self._trigger: float = self._op_chunk  # stage length at which on_op calls _on_trigger
         self._step: int | None = None
         self._step_value = NULL  # _step as a row holds it
         self._active = False
@@ -190,6 +192,8 @@ class Recorder(TelemetryFrames):
         self.t0_ns = 0
         self._wall_t0: float | None = None
         self._timer_warned = False
+        #: what dispatch calls after every op (see :meth:`_make_on_op`)
+        self.on_op = self._make_on_op()
 
     # ---- lifecycle ----------------------------------------------------------------
     @property
@@ -319,53 +323,113 @@ class Recorder(TelemetryFrames):
                 f"memory={len(self._mem_buf)} metrics={len(self._met_buf)}>")
 
     # ---- the hot path -------------------------------------------------------------
-    def on_op(self, op: Any, be: Any, args: tuple, outputs: tuple, start_ns: int, duration_ns: int,
-              phase: str) -> None:
-        """Called by dispatch after every op while this recorder is active.
+    def _make_on_op(self) -> Callable[..., None]:
+        """The function dispatch calls after every op while this recorder is active (``rec.on_op``).
 
-        One row per op, eight ints packed into the stage (see :mod:`.buffers`): the id of
-        the op's signature ``(op, backend key, phase, shapes, dtype, bytes in, bytes
-        out)``, interned here (see :mod:`~spiraltorch_nb.telemetry.signatures`), then
-        seq, start, host time, device timer token, node, thread and step, with
-        :data:`NULL` for a missing value. The row holds no Python object, so recording
-        leaves nothing for the garbage collector: the temporaries made here are freed here.
+        ``on_op(op, backend, args, outputs, start_ns, duration_ns, phase)`` appends one
+        row: eight int64s packed into one ``bytes`` (see :mod:`.buffers`), the id of the
+        op's signature ``(op, backend key, phase, shapes, dtype, bytes in, bytes out)``,
+        interned here (see :mod:`~spiraltorch_nb.telemetry.signatures`), then seq,
+        start, host time, device timer token, node, thread and step, with :data:`NULL`
+        for a missing value. ``bytes`` is not tracked by the garbage collector and the
+        temporaries made here are freed here, so recording leaves the collector nothing
+        to do.
+
+        A closure rather than a method: everything it reads that does not change is a
+        local of the enclosing call, which is the cheapest read Python has; it runs once
+        per op and its cost is the recorder's overhead.
         """
-        info = self._backends.get(be)
-        if info is None:
-            info = self._register_backend(be)
+        backend_info = self._backends.get
+        register = self._register_backend
+        signature_id = self._sigs.index.get  # read without the lock (one dict get)
+        intern = self._sigs.intern
+        stage = self._op_stage
+        add = stage.append
+        pack = self._ops_buf.pack
+        assert pack is not None
+        seq = self._seq
+        token = self._token
+        slow_signature = self._signature
+        rec = self
         T = _Tensor
-        out = outputs[0]
-        if info.numpy and out is not None and len(outputs) == 1:
-            # NumPy arrays: read the attributes the Backend protocol's defaults would read
-            if len(args) == 2 and args[0].__class__ is T and args[1].__class__ is T:  # the common case
-                da, db = args[0]._data, args[1]._data
-                shapes: Any = (da.shape, db.shape)
-                nin = da.nbytes + db.nbytes
-            elif len(args) == 1 and args[0].__class__ is T:
-                da = args[0]._data
-                shapes, nin = (da.shape,), da.nbytes
-            else:
-                shapes, nin = self._shapes(info, args)
-            od = out._data
-            sig = (op.name, info.key, phase, shapes, od.dtype, nin, od.nbytes)
-        else:
-            sig = self._signature(op, info, args, outputs, phase)
-        sid = self._sig_ids.get(sig)
-        if sid is None:
-            sid = self._sigs.intern(sig)
-        timer = info.timer
-        node = None if out is None else out._node
-        self._op_add(self._op_pack(sid, next(self._seq), start_ns, duration_ns,
-                                   NULL if timer is None else self._token(timer.mark()),
-                                   NULL if node is None else id(node), _get_ident(), self._step_value))
-        if len(self._op_stage) >= self._trigger:
-            self._on_trigger()
+        get_ident = _get_ident
+        null = NULL
+
+        def on_op(op: Any, be: Any, args: tuple, outputs: tuple, start_ns: int, duration_ns: int,
+                  phase: str) -> None:
+            info = backend_info(be)
+            if info is None:
+                info = register(be)
+            out = outputs[0]
+            sig: Any = None
+            if info.numpy:
+                # NumPy arrays: read the attributes the Backend protocol's defaults would read.
+                # The signature is flat (shapes side by side; the layouts differ in length) and
+                # made canonical only when interned
+                if len(outputs) == 1:
+                    if out is not None:
+                        od = out._data
+                        dt, nout = od.dtype, od.nbytes
+                else:  # several outputs: those not asked for are None; the first one there names the dtype
+                    nout = 0
+                    out = None
+                    for o in outputs:
+                        if o is not None:
+                            if out is None:
+                                out = o
+                            nout += o._data.nbytes
+                    if out is not None:
+                        dt = out._data.dtype
+                if out is not None:
+                    n = len(args)
+                    if n == 2:
+                        a, b = args
+                        if type(a) is T:
+                            da = a._data
+                            if type(b) is T:
+                                db = b._data
+                                sig = (op.name, info.key, phase, da.shape, db.shape, dt, da.nbytes + db.nbytes, nout)
+                            else:
+                                sig = (op.name, info.key, phase, da.shape, dt, da.nbytes, nout)
+                        elif type(b) is T:  # a Python number first
+                            db = b._data
+                            sig = (op.name, info.key, phase, db.shape, dt, db.nbytes, nout)
+                    elif n == 1:
+                        if type(args[0]) is T:
+                            da = args[0]._data
+                            sig = (op.name, info.key, phase, da.shape, dt, da.nbytes, nout)
+                    elif n == 3:
+                        a, b, c = args
+                        if type(a) is T and type(b) is T and type(c) is T:
+                            da, db, dc = a._data, b._data, c._data
+                            sig = (op.name, info.key, phase, da.shape, db.shape, dc.shape, dt,
+                                   da.nbytes + db.nbytes + dc.nbytes, nout, None)
+            if sig is None:
+                sig, out = slow_signature(op, info, args, outputs, phase)
+            sid = signature_id(sig)
+            if sid is None:
+                sid = intern(sig)
+            timer = info.timer
+            node = None if out is None else out._node
+            add(pack(sid, next(seq), start_ns, duration_ns, null if timer is None else token(timer.mark()),
+                     null if node is None else id(node), get_ident(), rec._step_value))
+            if len(stage) >= rec._trigger:
+                rec._on_trigger()
+            if rec._op_bus is not None:
+                rec._publish_op(sid, stage[-1])
+
+        return on_op
+
+    def _publish_op(self, sid: int, row: bytes) -> None:
         bus = self._op_bus
         if bus is not None and bus.has_subscribers(TOPIC_OP):
-            bus.publish(TOPIC_OP, self._op_payload(sig, self._op_stage[-_OP_WIDTH:]))
+            bus.publish(TOPIC_OP, self._op_payload(self._sigs.key(sid), _unpack(row)))
 
-    def _signature(self, op: Any, info: BackendInfo, args: tuple, outputs: tuple, phase: str) -> tuple:
-        """The signature of an op whose arrays are not NumPy's, or with several outputs."""
+    def _signature(self, op: Any, info: BackendInfo, args: tuple, outputs: tuple, phase: str) -> tuple[tuple, Any]:
+        """The signature of an op off the NumPy fast path, as a 9-tuple, and its first output.
+
+        The length tells it from the fast path's flat keys (see :meth:`SignatureTable.intern`).
+        """
         T = _Tensor
         if len(outputs) > 1:  # a multi-output op leaves the outputs it was not asked for as None
             outputs = tuple(o for o in outputs if o is not None) or outputs[:1]
@@ -373,15 +437,15 @@ class Recorder(TelemetryFrames):
         shapes, nin = self._shapes(info, args)
         nout = 0
         if out is None:  # nothing was asked for: recorded with no output bytes, the input dtype
-            dt = next((info.dtype_of(a._data) for a in args if a.__class__ is T), None)
+            dt = next((info.dtype_of(a._data) for a in args if type(a) is T), None)
         else:
             dt = info.dtype_of(out._data)
             nbytes_of = info.nbytes_of
             for o in outputs:
                 nout += nbytes_of(o._data)
-        if dt.__class__ is DType:  # signatures hold hashable plain values: its name
+        if type(dt) is DType:  # signatures hold hashable plain values: its name
             dt = dt.name
-        return (op.name, info.key, phase, shapes, dt, nin, nout)
+        return (op.name, info.key, phase, shapes, dt, nin, nout, None, None), out
 
     def _token(self, token: Any) -> int:
         """A device timer token's id: rows hold ints; the token waits here until conversion."""
@@ -396,7 +460,7 @@ class Recorder(TelemetryFrames):
         shapes, nin = [], 0
         shape_of, nbytes_of = info.shape_of, info.nbytes_of
         for a in args:
-            if a.__class__ is T:  # Tensor has no subclasses
+            if type(a) is T:  # Tensor has no subclasses
                 d = a._data
                 shapes.append(tuple(shape_of(d)))
                 nin += nbytes_of(d)
@@ -427,7 +491,7 @@ class Recorder(TelemetryFrames):
             self._schedule(self._ops_buf.drained + self._ops_buf.staged)
 
     def _schedule(self, total: int, pending: int = 0) -> None:
-        """Set the stage length (in values, :data:`_OP_WIDTH` per row) at which ``on_op`` next calls ``_on_trigger``.
+        """Set the stage length at which ``on_op`` next calls ``_on_trigger``.
 
         ``pending``: staged rows a background conversion is about to drain; thresholds are
         counted from there so that ``on_op`` does not fire on every op meanwhile.
@@ -440,11 +504,10 @@ class Recorder(TelemetryFrames):
             self._next_bus_check = total + _BUS_RECHECK
         drained = self._ops_buf.drained
         if pending:
-            self._trigger = _OP_WIDTH * (pending + max(1, min(self._op_chunk, self._next_memory - total,
-                                                              self._next_bus_check - total)))
+            self._trigger = pending + max(1, min(self._op_chunk, self._next_memory - total,
+                                                 self._next_bus_check - total))
             return
-        self._trigger = _OP_WIDTH * max(1, min(self._op_chunk, self._next_memory - drained,
-                                               self._next_bus_check - drained))
+        self._trigger = max(1, min(self._op_chunk, self._next_memory - drained, self._next_bus_check - drained))
 
     def on_transfer(self, src: str, dst: str, nbytes: int, start_ns: int, duration_ns: int) -> None:
         """Called through ``backends.base.report_transfer`` for each host<->device copy."""
@@ -468,7 +531,7 @@ class Recorder(TelemetryFrames):
             info = BackendInfo(len(self._infos), be.name, str(be.device), numpy_native, be.shape_of,
                                be.nbytes_of, be.dtype_of, timer)
             self._infos[info.key] = info
-            self._backends = {**self._backends, be: info}
+            self._backends[be] = info  # in place: on_op holds this dict's get
             return info
 
     def _open_timer(self, be: Any) -> Any:
@@ -494,7 +557,8 @@ class Recorder(TelemetryFrames):
             timers, self._timers = self._timers, {}
             # backends keep their info (and so their interned signatures) across restarts,
             # except those whose timer is closed here: they reopen one when next seen
-            self._backends = {be: i for be, i in self._backends.items() if i.timer is None}
+            for be in [b for b, i in self._backends.items() if i.timer is not None]:
+                del self._backends[be]  # in place: on_op holds this dict's get
         for cm, _timer in timers.values():
             with contextlib.suppress(Exception):
                 cm.__exit__(None, None, None)
@@ -527,8 +591,8 @@ class Recorder(TelemetryFrames):
         except Exception:  # a custom estimate that fails leaves the cell empty
             return None
 
-    def _convert_ops(self, rows: Any) -> pl.DataFrame:
-        a = np.frombuffer(rows, dtype=np.int64).reshape(-1, _OP_WIDTH)
+    def _convert_ops(self, rows: list[bytes]) -> pl.DataFrame:
+        a = np.frombuffer(b"".join(rows), dtype=np.int64).reshape(-1, _OP_WIDTH)
         sid, seq, start, host, tok, node, thread, step = (np.ascontiguousarray(c) for c in a.T)
         n = len(a)
         host_col = pl.Series(host, dtype=pl.Int64)

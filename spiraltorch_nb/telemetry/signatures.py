@@ -74,17 +74,33 @@ class SignatureTable:
     def intern(self, key: tuple) -> int:
         """The id of signature ``key`` (added when new); negative once the table is full.
 
-        A negative id stands for ``key`` until :meth:`columns` converts its row.
+        ``key`` is what the recorder looks up, in one of four flat layouts told apart
+        by length: ``(op, backend, phase, shape, dtype, bytes_in, bytes_out)`` for one
+        tensor input, ``(op, backend, phase, shape_a, shape_b, dtype, bytes_in,
+        bytes_out)`` for two, ``(op, backend, phase, shape_a, shape_b, shape_c, dtype,
+        bytes_in, bytes_out, None)`` for three, and ``(op, backend, phase, shapes, dtype,
+        bytes_in, bytes_out, None, None)`` for any other op. :meth:`key` gives
+        the canonical ``(op, backend, phase, shapes, dtype, bytes_in, bytes_out)``.
+        A negative id stands for the signature until :meth:`columns` converts its row.
         """
+        n = len(key)
+        if n == 9:
+            canonical = key[:7]
+        elif n == 10:
+            canonical = (*key[:3], key[3:6], *key[6:9])
+        elif n == 8:
+            canonical = (*key[:3], key[3:5], *key[5:])
+        else:
+            canonical = (*key[:3], key[3:4], *key[4:])
         with self._lock:
             sid = self.index.get(key)
             if sid is None:
                 if len(self.keys) >= self.capacity:
                     self._overflow_next -= 1
-                    self.overflow[self._overflow_next] = key
+                    self.overflow[self._overflow_next] = canonical
                     return self._overflow_next
                 sid = self.index[key] = len(self.keys)
-                self.keys.append(key)
+                self.keys.append(canonical)
             return sid
 
     def key(self, sid: int) -> tuple:

@@ -204,7 +204,7 @@ def test_a_failed_conversion_loses_no_rows():
 def _convert_packed(rows):
     import numpy as np
 
-    a = np.frombuffer(rows, dtype=np.int64).reshape(-1, 2)
+    a = np.frombuffer(b"".join(rows), dtype=np.int64).reshape(-1, 2)
     return pl.DataFrame({"seq": a[:, 0].copy(), "value": a[:, 1].copy()}, schema=SCHEMA)
 
 
@@ -217,7 +217,7 @@ def test_packed_rows_are_whole_or_not_staged_at_all():
     for bad in ((10, 2**63), (10, None), (10,)):
         with pytest.raises(Exception):  # noqa: B017 - struct.error, TypeError: whichever pack raises
             buf.append(bad)
-        assert buf.staged == 2 and len(buf.stage) == 4
+        assert buf.staged == 2
     df = buf.frame()
     assert df["seq"].to_list() == list(range(10)) and df["value"].to_list() == [-i for i in range(10)]
 
