@@ -1,8 +1,9 @@
 """The Recorder: the dispatch observer that turns every op into a telemetry row.
 
 ``dispatch`` calls ``on_op`` after each operator and ``report_transfer`` calls
-``on_transfer`` for each host<->device copy. Both append one tuple to a staging deque
-(a few microseconds); conversion to Polars, FLOP estimates and device-timer
+``on_transfer`` for each host<->device copy. Each appends one row to a staging deque
+(an op row is eight int64s packed into ``bytes``: a few microseconds, nothing left for
+the garbage collector); conversion to Polars, FLOP estimates and device-timer
 resolution happen later, a chunk at a time (see :mod:`.buffers`).
 
 Device timing
