@@ -361,20 +361,23 @@ def build_kernels(xp: Any, special: Any) -> dict[str, Callable[..., Any]]:
              gather=gather, gather_grad=gather_grad)
 
     # ---- fused neural-network kernels ---------------------------------------------------
-    def softmax(x: Any, dim: int = -1) -> Any:
-        m = xp.max(x, axis=dim, keepdims=True) if x.size else 0
-        e = xp.exp(x - m)
-        return e / xp.sum(e, axis=dim, keepdims=True)
-
-    def log_softmax(x: Any, dim: int = -1) -> Any:
-        m = xp.max(x, axis=dim, keepdims=True) if x.size else 0
-        z = x - m
-        return z - xp.log(xp.sum(xp.exp(z), axis=dim, keepdims=True))
-
     errstate = getattr(xp, "errstate", None)
 
     def _quiet() -> Any:
         return errstate(divide="ignore", invalid="ignore") if errstate is not None else contextlib.nullcontext()
+
+    # a row of all -inf (or with +inf) gives nan, as torch's does, without NumPy's warning
+    def softmax(x: Any, dim: int = -1) -> Any:
+        with _quiet():
+            m = xp.max(x, axis=dim, keepdims=True) if x.size else 0
+            e = xp.exp(x - m)
+            return e / xp.sum(e, axis=dim, keepdims=True)
+
+    def log_softmax(x: Any, dim: int = -1) -> Any:
+        with _quiet():
+            m = xp.max(x, axis=dim, keepdims=True) if x.size else 0
+            z = x - m
+            return z - xp.log(xp.sum(xp.exp(z), axis=dim, keepdims=True))
 
     def _ce_targets(t: Any, ignore_index: int, c: int) -> tuple[Any, Any]:
         """``(valid mask or None when every target counts, targets with ignored ones set to 0)``.
