@@ -729,14 +729,32 @@ class Tensor:
             return _d("maximum", self, dim)
         if dim is None:
             return _d("amax", self, dim=None, keepdim=False)
-        return ValuesIndices(_d("amax", self, dim=dim, keepdim=keepdim), _d("argmax", self, dim=dim, keepdim=keepdim))
+        return self._extreme_along("argmax", dim, keepdim)
 
     def min(self, dim: Any = None, keepdim: builtins.bool = False) -> Any:
         if isinstance(dim, Tensor):
             return _d("minimum", self, dim)
         if dim is None:
             return _d("amin", self, dim=None, keepdim=False)
-        return ValuesIndices(_d("amin", self, dim=dim, keepdim=keepdim), _d("argmin", self, dim=dim, keepdim=keepdim))
+        return self._extreme_along("argmin", dim, keepdim)
+
+    def _extreme_along(self, arg: str, dim: Any, keepdim: builtins.bool) -> ValuesIndices:
+        """``(values, indices)`` of ``max(dim)``/``min(dim)``: the values gathered at the indices.
+
+        As in torch, the gradient goes to the element each index names, where ``amax`` and
+        ``amin`` split it between tied elements.
+        """
+        if not self.ndim:  # a 0-d tensor is its own extreme, at index 0 (dim 0 or -1, as in torch)
+            if dim not in (0, -1):
+                raise IndexError(f"{arg[3:]}(dim={dim!r}) of a 0-d tensor: dim must be 0 or -1")
+            return ValuesIndices(_d("amax" if arg == "argmax" else "amin", self, dim=None, keepdim=False),
+                                 _d(arg, self, dim=None, keepdim=False))
+        d = _one_dim(dim, self.ndim)
+        idx = _d(arg, self, dim=d, keepdim=True)
+        vals = _d("gather", self, idx, dim=d)
+        if keepdim:
+            return ValuesIndices(vals, idx)
+        return ValuesIndices(vals.squeeze(d), idx.squeeze(d))
 
     def argmax(self, dim: builtins.int | None = None, keepdim: builtins.bool = False) -> Tensor:
         return _d("argmax", self, dim=dim, keepdim=keepdim)

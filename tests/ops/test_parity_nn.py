@@ -473,3 +473,31 @@ def test_softmax_of_infinite_rows_matches_torch_without_warnings(fn: str) -> Non
     got = getattr(st.tensor(x), fn)(-1).numpy()
     want = getattr(torch, fn)(torch.tensor(x), -1).numpy()
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("fn", ["max", "min"])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_min_along_a_dim_route_the_gradient_to_the_index_as_torch_does(fn: str, dim: int, keepdim: bool) -> None:
+    """Tied values: torch gives the gradient to the element the index names; amax/amin split it."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    a = st.tensor(x, requires_grad=True)
+    t = torch.tensor(x, requires_grad=True)
+    v, i = getattr(a, fn)(dim, keepdim=keepdim)
+    tv, ti = getattr(t, fn)(dim, keepdim=keepdim)
+    w = np.arange(1, tv.numel() + 1, dtype=np.float32).reshape(tuple(tv.shape))
+    (v * st.tensor(w)).sum().backward()
+    (tv * torch.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(v.detach().numpy(), tv.detach().numpy())
+    np.testing.assert_array_equal(i.numpy(), ti.numpy())
+    np.testing.assert_array_equal(a.grad.numpy(), t.grad.numpy())
+
+
+def test_max_of_a_0d_tensor_along_dim_0() -> None:
+    s = st.tensor(3.0, requires_grad=True)
+    v, i = s.max(0)
+    v.backward()
+    assert (v.item(), i.item(), s.grad.item()) == (3.0, 0, 1.0)
+    with pytest.raises(IndexError, match="0-d tensor: dim must be 0 or -1"):
+        s.min(1)
