@@ -90,6 +90,7 @@ def test_an_upload_into_a_reused_buffer_waits_for_pending_reads(be) -> None:
     # x's buffer goes back to the pool while an op that reads it is still only recorded;
     # the next upload of the same size gets that buffer and must land after the read
     be.synchronize()
+    gc.collect()  # garbage of earlier tests frees its buffers now, not at the collection below
     be.empty_cache()  # no free buffers left over from earlier tests: x's is the only candidate
     x = st.tensor(np.arange(64, dtype=np.float32), device="wgpu")
     be.synchronize()
