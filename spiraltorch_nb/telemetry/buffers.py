@@ -228,12 +228,18 @@ class EventBuffer:
     # ---- reading ------------------------------------------------------------------
     @property
     def rows_in_memory(self) -> int:
-        """Rows held in memory as converted chunks (staged rows not counted)."""
-        return self._rows_in_memory
+        """Rows held in memory as converted chunks (staged rows not counted).
+
+        Read under the lock: a conversion adds its chunk before trimming the ring, and
+        the count in between may exceed ``max_rows``.
+        """
+        with self._lock:
+            return self._rows_in_memory
 
     @property
     def chunks_in_memory(self) -> int:
-        return len(self._chunks)
+        with self._lock:  # as rows_in_memory: not between a chunk's arrival and the trim
+            return len(self._chunks)
 
     @property
     def spill_files(self) -> list[Path]:

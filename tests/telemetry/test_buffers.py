@@ -273,3 +273,19 @@ def test_recording_leaves_nothing_for_the_garbage_collector():
         assert rec._ops_buf.staged >= 70 * 6  # no conversion ran: every row is still staged
     # a row kept as a tuple would add 300 (one per op); as a tuple of tuples, 1,200
     assert on - off < 100, f"recording kept {on - off} more tracked objects over 300 ops"
+
+
+def test_rows_in_memory_never_reads_over_the_cap_while_the_converter_works():
+    """A conversion adds its chunk before trimming the ring; readers must not see in between."""
+    buf = EventBuffer("t", SCHEMA, _convert, chunk_rows=64, max_rows=1000)
+    over = 0
+    try:
+        for i in range(60_000):
+            buf.stage.append((i, i))
+            if len(buf.stage) >= 64:
+                buf.flush_soon()
+            if buf.rows_in_memory > 1000 or buf.chunks_in_memory > 1000 // 64 + 2:
+                over += 1
+    finally:
+        buf.close_worker()
+    assert over == 0, f"{over} reads saw more rows than max_rows"
