@@ -336,6 +336,17 @@ def test_cross_entropy_with_every_target_ignored(smoothing: float, weighted: boo
     assert np.isnan(res.outputs[0]) and np.all(res.grads[0] == 0)
 
 
+def _first_order_kernel_matches_formula(name: str, args: tuple, needs: tuple) -> None:
+    """A one-call first-order backward gives exactly the gradients asked for, as its formula does."""
+    with st.no_grad():
+        fast = st.ops.dispatch(name, *args, needs=needs)
+    formula = st.ops.global_operator_registry().get(name).composite(*args, needs)
+    for want, got, ref in zip(needs, fast, formula, strict=True):
+        assert (got is None) == (not want) == (ref is None)
+        if want:
+            np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("needs", [(x, w, b) for x in (True, False) for w in (True, False) for b in (True, False)
                                    if x or w or b])
 @pytest.mark.parametrize("shape", [(5, 3), (2, 4, 3), (0, 3)])
@@ -347,13 +358,7 @@ def test_linear_first_order_kernel_matches_the_tensor_formula(needs: tuple, shap
     w = st.tensor(values(rng, (4, 3)), requires_grad=needs[1])
     b = st.tensor(values(rng, (4,)), requires_grad=needs[2])
     g = st.tensor(values(rng, (*shape[:-1], 4)))
-    with st.no_grad():
-        fast = st.ops.dispatch("linear_backward", g, x, w, needs=needs)
-    formula = st.ops.global_operator_registry().get("linear_backward").composite(g, x, w, needs)
-    for want, got, ref in zip(needs, fast, formula, strict=True):
-        assert (got is None) == (not want) == (ref is None)
-        if want:
-            np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-6, atol=1e-6)
+    _first_order_kernel_matches_formula("linear_backward", (g, x, w), needs)
     # and backward() takes that route: leaves get their gradients, the others stay None
     y = st.nn.functional.linear(x, w, b)
     (y * g).sum().backward()
@@ -376,13 +381,7 @@ def test_matmul_first_order_kernel_matches_the_tensor_formula(needs: tuple, m: i
     a = st.tensor(values(rng, (m, k)), requires_grad=needs[0])
     b = st.tensor(values(rng, (k, n)), requires_grad=needs[1])
     g = st.tensor(values(rng, (m, n)))
-    with st.no_grad():
-        fast = st.ops.dispatch("matmul_backward", g, a, b, needs=needs)
-    formula = st.ops.global_operator_registry().get("matmul_backward").composite(g, a, b, needs)
-    for want, got, ref in zip(needs, fast, formula, strict=True):
-        assert (got is None) == (not want) == (ref is None)
-        if want:
-            np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-6, atol=1e-6)
+    _first_order_kernel_matches_formula("matmul_backward", (g, a, b), needs)
     # backward() takes that route (one op), and leaves get torch's gradients
     with st.telemetry.record() as rec:
         (a @ b * g).sum().backward()
