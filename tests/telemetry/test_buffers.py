@@ -175,14 +175,20 @@ def test_flush_soon_converts_on_the_converter_thread():
     assert buf.frame()["seq"].to_list() == list(range(100))
 
 
-def test_a_failed_conversion_loses_no_rows():
+def _failing(convert, message):
+    """``convert`` that raises ValueError(message) until ``fail[0]`` is set False."""
     fail = [True]
 
-    def convert(rows):
+    def run(rows):
         if fail[0]:
-            raise ValueError("bad row")
-        return _convert(rows)
+            raise ValueError(message)
+        return convert(rows)
 
+    return run, fail
+
+
+def test_a_failed_conversion_loses_no_rows():
+    convert, fail = _failing(_convert, "bad row")
     buf = EventBuffer("t", SCHEMA, convert, chunk_rows=10_000, sort_by="seq")
     for i in range(5):
         buf.append((i, i))
@@ -223,13 +229,7 @@ def test_packed_rows_are_whole_or_not_staged_at_all():
 
 
 def test_a_failed_packed_conversion_puts_the_rows_back_in_front():
-    fail = [True]
-
-    def convert(rows):
-        if fail[0]:
-            raise ValueError("bad chunk")
-        return _convert_packed(rows)
-
+    convert, fail = _failing(_convert_packed, "bad chunk")
     buf = EventBuffer("t", SCHEMA, convert, chunk_rows=100, packed=2, sort_by="seq")
     for i in range(3):
         buf.append((i, i))
